@@ -1,0 +1,162 @@
+"""Brain for early-exit CTC models (Conformer-CTC, wav2vec2-CTC)."""
+
+import json
+import logging
+import os
+
+import speechbrain as sb
+import torch
+
+from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
+from speechbrain_ee.losses import early_exit_ctc_loss
+from speechbrain_ee.features import model_inputs
+
+logger = logging.getLogger(__name__)
+
+
+class EarlyExitCTCBrain(sb.Brain):
+    """Trains and evaluates a multi-exit CTC model; everything comes from
+    ``self.hparams`` / ``self.modules``.
+
+    Expected modules: ``model`` (an :class:`~speechbrain_ee.nnet.EarlyExitCTC`
+    or any model with the same interface) and, for filterbank models,
+    ``normalize`` (SpeechBrain ``InputNormalization``).
+    Expected hparams: ``compute_features`` (Fbank; absent for waveform
+    models such as wav2vec2), ``tokenizer``
+    (SentencePiece processor), ``blank_index``, ``error_rate_computer``,
+    ``cer_computer``, ``train_logger``, ``checkpointer``, ``lr_annealing``;
+    optional: ``wav_augment``, ``fea_augment``, ``exit_weights``,
+    ``test_searcher`` (a partial of ``CTCPrefixBeamSearcher``),
+    ``output_folder``.
+    """
+
+    # ------------------------------------------------------------------ forward
+    def compute_forward(self, batch, stage):
+        """Features -> per-exit log-posteriors and relative output lengths."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        if stage == sb.Stage.TRAIN and hasattr(self.hparams, "wav_augment"):
+            wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
+        augment = getattr(self.hparams, "fea_augment", None) if stage == sb.Stage.TRAIN else None
+        inputs, lengths = model_inputs(
+            wavs, wav_lens,
+            compute_features=getattr(self.hparams, "compute_features", None),
+            normalize=getattr(self.modules, "normalize", None),
+            feature_augment=augment,
+        )
+        log_probs, out_lens = self.modules.model(inputs, lengths)
+        rel_lens = out_lens.float() / log_probs[0].shape[1]
+        return log_probs, rel_lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Σ over exits of CTC (Eq. 2); per-exit WER/CER outside training."""
+        log_probs, rel_lens = predictions
+        tokens, tokens_lens = batch.tokens
+        loss, per_exit = early_exit_ctc_loss(
+            log_probs, rel_lens, tokens, tokens_lens, self.hparams.blank_index,
+            exit_weights=getattr(self.hparams, "exit_weights", None),
+        )
+        for i, exit_loss in enumerate(per_exit):
+            self.exit_loss_sums[i] += exit_loss.detach().item()
+        self.exit_loss_count += 1
+        if stage != sb.Stage.TRAIN:
+            targets = [wrd.split() for wrd in batch.wrd]
+            for i, lp in enumerate(log_probs):
+                hyps = self.transcribe_exit(lp, rel_lens, stage)
+                self.wer_metrics[i].append(batch.id, hyps, targets)
+                self.cer_metrics[i].append(batch.id, hyps, targets)
+        return loss
+
+    def transcribe_exit(self, log_probs, rel_lens, stage):
+        """Greedy CTC in validation, prefix beam search at test."""
+        if stage == sb.Stage.TEST and self.test_searcher is not None:
+            return beam_transcripts(self.test_searcher, log_probs, rel_lens)
+        return greedy_transcripts(log_probs, rel_lens, self.hparams.blank_index, self.hparams.tokenizer)
+
+    # ------------------------------------------------------------------ hooks
+    @property
+    def exit_layers(self):
+        """Encoder layer of each exit."""
+        return list(self.modules.model.exit_layers)
+
+    def on_fit_batch_end(self, batch, outputs, loss, should_step):
+        """Steps the learning-rate schedule after each optimiser step."""
+        if should_step and hasattr(self.hparams, "lr_annealing"):
+            self.hparams.lr_annealing(self.optimizer)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the per-exit accumulators."""
+        n = len(self.exit_layers)
+        self.exit_loss_sums = [0.0] * n
+        self.exit_loss_count = 0
+        if stage != sb.Stage.TRAIN:
+            self.wer_metrics = [self.hparams.error_rate_computer() for _ in range(n)]
+            self.cer_metrics = [self.hparams.cer_computer() for _ in range(n)]
+        self.test_searcher = None
+        if stage == sb.Stage.TEST and hasattr(self.hparams, "test_searcher"):
+            vocab = ctc_vocab_list(self.hparams.tokenizer, self.hparams.blank_index)
+            self.test_searcher = self.hparams.test_searcher(
+                blank_index=self.hparams.blank_index, vocab_list=vocab
+            )
+
+    def exit_stats(self, stage):
+        """Per-exit loss (and WER/CER outside training) of the stage that ended."""
+        count = max(1, self.exit_loss_count)
+        stats = {}
+        for i, layer in enumerate(self.exit_layers):
+            stats[f"loss_exit{layer}"] = round(self.exit_loss_sums[i] / count, 4)
+            if stage != sb.Stage.TRAIN:
+                stats[f"WER_exit{layer}"] = round(self.wer_metrics[i].summarize("error_rate"), 3)
+                stats[f"CER_exit{layer}"] = round(self.cer_metrics[i].summarize("error_rate"), 3)
+        if stage != sb.Stage.TRAIN:
+            wers = [stats[f"WER_exit{layer}"] for layer in self.exit_layers]
+            stats["WER"] = wers[-1]
+            stats["mean_WER"] = round(sum(wers) / len(wers), 3)
+        return stats
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Logs per-exit statistics, checkpoints on validation, writes WER files at test."""
+        stats = {"loss": stage_loss, **self.exit_stats(stage)}
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        if stage == sb.Stage.VALID:
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"mean_WER": stats["mean_WER"], "WER": stats["WER"], "epoch": epoch},
+                min_keys=["mean_WER"],
+            )
+        elif stage == sb.Stage.TEST:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats,
+            )
+            self.test_stats = stats
+            self.write_wer_files()
+
+    def write_wer_files(self):
+        """One SpeechBrain WER file per exit plus a JSON summary in ``output_folder``."""
+        folder = getattr(self.hparams, "output_folder", None)
+        if folder is None:
+            return
+        os.makedirs(folder, exist_ok=True)
+        name = getattr(self, "test_name", "test")
+        for i, layer in enumerate(self.exit_layers):
+            with open(os.path.join(folder, f"wer_{name}_exit{layer}.txt"), "w") as handle:
+                self.wer_metrics[i].write_stats(handle)
+        summary = self.exit_summary()
+        with open(os.path.join(folder, f"exit_summary_{name}.json"), "w") as handle:
+            json.dump(summary, handle, indent=2)
+
+    def exit_summary(self):
+        """``{"exit_layers", "wer", "cer"}`` (percent) of the last test stage."""
+        return {
+            "exit_layers": self.exit_layers,
+            "wer": [round(m.summarize("error_rate"), 3) for m in self.wer_metrics],
+            "cer": [round(m.summarize("error_rate"), 3) for m in self.cer_metrics],
+        }

@@ -1,0 +1,169 @@
+"""SpeechBrain CSV manifests: writing them safely and checking what they point to.
+
+Every preparation script of the package (AN4, LibriSpeech layout, the synthetic
+demo corpus) goes through :func:`write_manifest`, so that all manifests have the
+same columns (``ID,duration,wav,spk_id,wrd``), bad audio is reported with its
+file name, and an interrupted preparation never leaves a half-written CSV.
+"""
+
+import csv
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+
+import soundfile
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
+
+
+class DataPreparationError(RuntimeError):
+    """Raised when a corpus or a manifest cannot be used; the message names the file."""
+
+
+@dataclass
+class Utterance:
+    """One row of a manifest."""
+
+    ID: str
+    wav: str
+    spk_id: str
+    wrd: str
+    duration: float = None
+
+
+def audio_duration(path):
+    """Returns the duration in seconds of an audio file, with a clear error.
+
+    Arguments
+    ---------
+    path : str
+        Audio file readable by libsndfile (wav, flac, NIST sphere, ...).
+
+    Returns
+    -------
+    float
+        Duration in seconds.
+
+    Raises
+    ------
+    DataPreparationError
+        If the file is missing, unreadable or empty.
+    """
+    if not os.path.isfile(path):
+        raise DataPreparationError(f"audio file not found: {path}")
+    try:
+        info = soundfile.info(path)
+    except Exception as err:  # libsndfile raises several types
+        raise DataPreparationError(f"unreadable audio file {path}: {err}") from err
+    if info.frames == 0:
+        raise DataPreparationError(f"empty audio file (0 samples): {path}")
+    return info.frames / info.samplerate
+
+
+def write_manifest(utterances, csv_path, min_duration=0.0, on_bad_audio="raise"):
+    """Writes a SpeechBrain CSV atomically, checking every audio file.
+
+    Arguments
+    ---------
+    utterances : iterable of Utterance
+        Rows to write. Missing durations are read from the audio headers.
+    csv_path : str
+        Destination. Written to a temporary file first and renamed at the end,
+        so that an existing manifest survives any error.
+    min_duration : float
+        Utterances shorter than this (seconds) are a bad input.
+    on_bad_audio : str
+        ``"raise"`` stops with an error naming the file; ``"skip"`` logs the
+        file and leaves it out (the count of skipped files is logged).
+
+    Returns
+    -------
+    list of Utterance
+        The rows written.
+
+    Example
+    -------
+    >>> import tempfile, numpy, soundfile, os
+    >>> tmp = tempfile.mkdtemp()
+    >>> soundfile.write(os.path.join(tmp, "a.wav"), numpy.zeros(16000), 16000)
+    >>> rows = write_manifest(
+    ...     [Utterance("a", os.path.join(tmp, "a.wav"), "s1", "HELLO")],
+    ...     os.path.join(tmp, "train.csv"))
+    >>> rows[0].duration
+    1.0
+    """
+    if on_bad_audio not in ("raise", "skip"):
+        raise ValueError(f"on_bad_audio must be 'raise' or 'skip', got {on_bad_audio!r}")
+    rows, skipped = [], []
+    for utt in utterances:
+        try:
+            if not utt.wrd or not utt.wrd.strip():
+                raise DataPreparationError(f"empty transcript for utterance {utt.ID} ({utt.wav})")
+            duration = audio_duration(utt.wav) if utt.duration is None else utt.duration
+            if duration < min_duration:
+                raise DataPreparationError(
+                    f"audio shorter than {min_duration:.3f}s ({duration:.3f}s): {utt.wav}"
+                )
+        except DataPreparationError as err:
+            if on_bad_audio == "raise":
+                raise
+            logger.warning("skipping %s", err)
+            skipped.append(utt.ID)
+            continue
+        utt.duration = duration
+        rows.append(utt)
+    if skipped:
+        logger.warning("%d utterances skipped while writing %s", len(skipped), csv_path)
+    if not rows:
+        raise DataPreparationError(f"no usable utterance left for {csv_path}")
+
+    folder = os.path.dirname(os.path.abspath(csv_path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(dir=folder, suffix=".csv.tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(MANIFEST_FIELDS)
+            for utt in rows:
+                writer.writerow([utt.ID, f"{utt.duration:.4f}", utt.wav, utt.spk_id, utt.wrd])
+        os.replace(tmp_path, csv_path)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+    logger.info("wrote %s (%d utterances)", csv_path, len(rows))
+    return rows
+
+
+def read_manifest(csv_path):
+    """Reads a manifest written by :func:`write_manifest` and checks its columns.
+
+    Arguments
+    ---------
+    csv_path : str
+        The CSV file.
+
+    Returns
+    -------
+    list of dict
+        One dict per row.
+    """
+    if not os.path.isfile(csv_path):
+        raise DataPreparationError(f"manifest not found: {csv_path}")
+    with open(csv_path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        missing = [f for f in ("ID", "wav", "wrd") if f not in (reader.fieldnames or [])]
+        if missing:
+            raise DataPreparationError(f"manifest {csv_path} lacks the column(s) {missing}")
+        rows = list(reader)
+    if not rows:
+        raise DataPreparationError(f"manifest {csv_path} has no rows")
+    return rows
+
+
+def skip_if_prepared(csv_paths):
+    """Returns True when all the given manifests already exist."""
+    return all(os.path.isfile(p) for p in csv_paths)

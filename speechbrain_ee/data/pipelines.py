@@ -1,0 +1,80 @@
+"""SpeechBrain datasets, dynamic items and data loaders for the recipes."""
+
+import logging
+
+import speechbrain as sb
+import torch
+from speechbrain.dataio.sampler import DynamicBatchSampler
+
+from speechbrain_ee.data.audio import load_audio
+from speechbrain_ee.data.manifest import read_manifest
+
+logger = logging.getLogger(__name__)
+
+
+def audio_pipeline(sample_rate, min_samples):
+    """Dynamic item ``wav -> sig`` reading with :func:`load_audio`."""
+
+    @sb.utils.data_pipeline.takes("wav")
+    @sb.utils.data_pipeline.provides("sig")
+    def pipeline(wav):
+        return load_audio(wav, sample_rate, min_samples)
+
+    return pipeline
+
+
+def text_pipeline(tokenizer):
+    """Dynamic item ``wrd -> wrd, tokens_list, tokens`` (no BOS/EOS: CTC targets)."""
+
+    @sb.utils.data_pipeline.takes("wrd")
+    @sb.utils.data_pipeline.provides("wrd", "tokens_list", "tokens")
+    def pipeline(wrd):
+        yield wrd
+        tokens_list = tokenizer.encode_as_ids(wrd)
+        yield tokens_list
+        yield torch.LongTensor(tokens_list)
+
+    return pipeline
+
+
+def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sorting=None):
+    """A :class:`DynamicItemDataset` with ``id, sig, wrd, tokens`` outputs.
+
+    Arguments
+    ---------
+    csv_path : str
+        Manifest with ``ID,duration,wav,spk_id,wrd`` columns.
+    tokenizer : sentencepiece.SentencePieceProcessor
+        Encodes the transcripts.
+    sample_rate : int
+        Audio is resampled to this rate.
+    min_samples : int
+        Shorter audio raises an error naming the file.
+    sorting : str, optional
+        ``"ascending"`` or ``"descending"`` by duration, ``"random"``/None to keep the order.
+    """
+    read_manifest(csv_path)  # clear error for a missing file or missing columns
+    data = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=csv_path)
+    if sorting in ("ascending", "descending"):
+        data = data.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
+    elif sorting not in (None, "random"):
+        raise ValueError(f"sorting must be 'ascending', 'descending', 'random' or None, got {sorting!r}")
+    data.add_dynamic_item(audio_pipeline(sample_rate, min_samples))
+    data.add_dynamic_item(text_pipeline(tokenizer))
+    data.set_output_keys(["id", "sig", "wrd", "tokens"])
+    return data
+
+
+def train_loader_kwargs(dataset, hparams):
+    """Data-loader options for training: a :class:`DynamicBatchSampler` when
+    ``dynamic_batching`` is set (batches of at most ``max_batch_length``
+    seconds), else ``train_dataloader_opts`` as they are."""
+    opts = dict(hparams.get("train_dataloader_opts", {}))
+    if hparams.get("dynamic_batching", False):
+        sampler = DynamicBatchSampler(
+            dataset,
+            length_func=lambda x: float(x["duration"]),
+            **hparams["dynamic_batch_sampler"],
+        )
+        opts = {"batch_sampler": sampler, "num_workers": opts.get("num_workers", 0)}
+    return opts

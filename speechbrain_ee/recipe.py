@@ -1,0 +1,180 @@
+"""The training/evaluation flow shared by every recipe's ``train.py``.
+
+A recipe's yaml provides ``prepare_data`` (a ``!name:`` partial writing the
+CSVs), ``train_csv``/``valid_csv``/``test_csv``, ``tokenizer_trainer`` (a
+``!name:`` partial of SpeechBrain's ``SentencePiece``), ``brain_class``,
+``modules``, ``opt_class``, ``checkpointer`` and the usual SpeechBrain entries.
+"""
+
+import logging
+import os
+import shutil
+import sys
+import time
+
+import speechbrain as sb
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.utils.distributed import run_on_main
+
+from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
+
+logger = logging.getLogger(__name__)
+
+
+def load_recipe(argv):
+    """Parses SpeechBrain command-line arguments and loads the yaml."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    with open(hparams_file) as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    return hparams_file, run_opts, overrides, hparams
+
+
+def prepare_tokenizer(hparams):
+    """Trains (on the main process) or loads the SentencePiece model and
+    stores the processor in ``hparams["tokenizer"]``."""
+    tokenizer = hparams["tokenizer_trainer"]()
+    hparams["tokenizer"] = tokenizer.sp
+    vocab = tokenizer.sp.get_piece_size()
+    if vocab != hparams["vocab_size"]:
+        raise ValueError(
+            f"tokenizer has {vocab} pieces but the yaml says vocab_size: {hparams['vocab_size']}"
+        )
+    return tokenizer.sp
+
+
+def build_datasets(hparams):
+    """Train/valid/test datasets from the manifests named in the yaml."""
+    common = dict(
+        tokenizer=hparams["tokenizer"],
+        sample_rate=hparams["sample_rate"],
+        min_samples=hparams.get("min_audio_samples", 400),
+    )
+    train = load_dataset(hparams["train_csv"], sorting=hparams.get("sorting"), **common)
+    valid = load_dataset(hparams["valid_csv"], sorting="ascending", **common)
+    tests = {
+        os.path.splitext(os.path.basename(p))[0]: load_dataset(p, sorting="ascending", **common)
+        for p in _as_list(hparams["test_csv"])
+    }
+    return train, valid, tests
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def run(argv=None):
+    """Data preparation, tokenizer, training, then per-exit test of the best
+    checkpoint. Returns the brain (its ``test_results`` maps test set names to
+    per-exit summaries)."""
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, run_opts, overrides, hparams = load_recipe(argv)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=hparams_file,
+        overrides=overrides,
+    )
+    run_on_main(hparams["prepare_data"])
+    prepare_tokenizer(hparams)
+    train, valid, tests = build_datasets(hparams)
+
+    brain = hparams["brain_class"](
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    train_opts = train_loader_kwargs(train, hparams)
+    if "lr_annealing" in hparams and hasattr(hparams["lr_annealing"], "num_training_steps"):
+        steps_per_epoch = len(brain.make_dataloader(train, sb.Stage.TRAIN, **train_opts))
+        accumulation = hparams.get("grad_accumulation_factor", 1)
+        hparams["lr_annealing"].num_training_steps = (
+            hparams["number_of_epochs"] * steps_per_epoch // accumulation
+        )
+    start = time.time()
+    brain.fit(
+        hparams["epoch_counter"],
+        train,
+        valid,
+        train_loader_kwargs=train_opts,
+        valid_loader_kwargs=hparams["valid_dataloader_opts"],
+    )
+    brain.train_wall_s = time.time() - start
+    brain.test_results = {}
+    for name, data in tests.items():
+        brain.test_name = name
+        brain.evaluate(
+            data, min_key="mean_WER", test_loader_kwargs=hparams["test_dataloader_opts"]
+        )
+        brain.test_results[name] = brain.exit_summary()
+    if hparams.get("pretrained_folder") and sb.utils.distributed.if_main_process():
+        model_yaml = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), hparams["model_yaml"])
+        export_pretrained(hparams, hparams["pretrained_folder"], model_yaml)
+    return brain
+
+
+def export_pretrained(hparams, folder, model_yaml):
+    """Writes a self-contained inference directory: ``hyperparams.yaml``,
+    ``model.yaml`` (the architecture), ``model.ckpt``, ``normalize.ckpt`` and
+    ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
+    ``python -m speechbrain_ee.evaluate`` load it.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded recipe hparams (after training).
+    folder : str
+        Destination directory.
+    model_yaml : str
+        The architecture file the recipe included.
+    """
+    import torch
+
+    os.makedirs(folder, exist_ok=True)
+    shutil.copyfile(model_yaml, os.path.join(folder, "model.yaml"))
+    torch.save(hparams["model"].state_dict(), os.path.join(folder, "model.ckpt"))
+    hparams["normalize"]._save(os.path.join(folder, "normalize.ckpt"))
+    shutil.copyfile(
+        os.path.join(hparams["tokenizer_folder"], f"{hparams['vocab_size']}_{hparams['token_type']}.model"),
+        os.path.join(folder, "tokenizer.model"),
+    )
+    exits = ", ".join(str(e) for e in hparams["model"].exit_layers)
+    with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
+        handle.write(PRETRAINED_TEMPLATE.format(
+            vocab_size=hparams["vocab_size"], output_neurons=hparams["vocab_size"] + 1,
+            exits=exits, sample_rate=hparams["sample_rate"],
+        ))
+    logger.info("exported the model for inference to %s", folder)
+
+
+PRETRAINED_TEMPLATE = """\
+# Inference hyperparameters of an early-exit CTC model (written by speechbrain_ee).
+pretrained_path: !PLACEHOLDER
+sample_rate: {sample_rate}
+vocab_size: {vocab_size}
+blank_index: {vocab_size}
+
+arch: !include:model.yaml
+    output_neurons: {output_neurons}
+    exit_layers: [{exits}]
+
+compute_features: !ref <arch[compute_features]>
+normalize: !ref <arch[normalize]>
+model: !ref <arch[model]>
+tokenizer: !new:sentencepiece.SentencePieceProcessor
+
+modules:
+    normalize: !ref <normalize>
+    model: !ref <model>
+
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        model: !ref <model>
+        normalize: !ref <normalize>
+        tokenizer: !ref <tokenizer>
+    paths:
+        model: !ref <pretrained_path>/model.ckpt
+        normalize: !ref <pretrained_path>/normalize.ckpt
+        tokenizer: !ref <pretrained_path>/tokenizer.model
+"""
