@@ -48,6 +48,8 @@ def build_datasets(hparams):
         tokenizer=hparams["tokenizer"],
         sample_rate=hparams["sample_rate"],
         min_samples=hparams.get("min_audio_samples", 400),
+        bos_index=hparams.get("bos_index"),
+        eos_index=hparams.get("eos_index"),
     )
     train = load_dataset(hparams["train_csv"], sorting=hparams.get("sorting"), **common)
     valid = load_dataset(hparams["valid_csv"], sorting="ascending", **common)
@@ -120,6 +122,10 @@ def export_pretrained(hparams, folder, model_yaml):
     ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
     ``python -m speechbrain_ee.evaluate`` load it.
 
+    Every top-level value of the architecture file that the recipe also sets
+    (``output_neurons``, ``exit_layers``, ``d_model``...) is written as an
+    override of the include, so the exported model has the trained shape.
+
     Arguments
     ---------
     hparams : dict
@@ -130,22 +136,45 @@ def export_pretrained(hparams, folder, model_yaml):
         The architecture file the recipe included.
     """
     import torch
+    import yaml
 
     os.makedirs(folder, exist_ok=True)
     shutil.copyfile(model_yaml, os.path.join(folder, "model.yaml"))
     torch.save(hparams["model"].state_dict(), os.path.join(folder, "model.ckpt"))
-    hparams["normalize"]._save(os.path.join(folder, "normalize.ckpt"))
+    if "normalize" in hparams:
+        hparams["normalize"]._save(os.path.join(folder, "normalize.ckpt"))
     shutil.copyfile(
         os.path.join(hparams["tokenizer_folder"], f"{hparams['vocab_size']}_{hparams['token_type']}.model"),
         os.path.join(folder, "tokenizer.model"),
     )
-    exits = ", ".join(str(e) for e in hparams["model"].exit_layers)
+    with open(model_yaml) as handle:
+        arch_keys = [k for k, v in _plain_yaml(handle).items() if not isinstance(v, dict)]
+    overrides = {
+        k: hparams[k] for k in arch_keys
+        if k in hparams and isinstance(hparams[k], (int, float, str, bool, list))
+    }
+    overrides["exit_layers"] = list(hparams["model"].exit_layers)
+    overrides["output_neurons"] = hparams["vocab_size"] + 1
+    arch = "\n".join(
+        f"    {k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+        for k, v in overrides.items()
+    )
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(PRETRAINED_TEMPLATE.format(
-            vocab_size=hparams["vocab_size"], output_neurons=hparams["vocab_size"] + 1,
-            exits=exits, sample_rate=hparams["sample_rate"],
+            vocab_size=hparams["vocab_size"], sample_rate=hparams["sample_rate"], arch=arch
         ))
     logger.info("exported the model for inference to %s", folder)
+
+
+def _plain_yaml(handle):
+    """Top-level mapping of a hyperpyyaml file, tags ignored."""
+    import yaml
+
+    class _Loader(yaml.SafeLoader):
+        pass
+
+    _Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+    return yaml.load(handle, Loader=_Loader) or {}
 
 
 PRETRAINED_TEMPLATE = """\
@@ -156,8 +185,7 @@ vocab_size: {vocab_size}
 blank_index: {vocab_size}
 
 arch: !include:model.yaml
-    output_neurons: {output_neurons}
-    exit_layers: [{exits}]
+{arch}
 
 compute_features: !ref <arch[compute_features]>
 normalize: !ref <arch[normalize]>

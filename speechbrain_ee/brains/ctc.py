@@ -33,20 +33,23 @@ class EarlyExitCTCBrain(sb.Brain):
     # ------------------------------------------------------------------ forward
     def compute_forward(self, batch, stage):
         """Features -> per-exit log-posteriors and relative output lengths."""
-        batch = batch.to(self.device)
+        inputs, lengths = self.batch_inputs(batch.to(self.device), stage)
+        log_probs, out_lens = self.modules.model(inputs, lengths)
+        rel_lens = out_lens.float() / log_probs[0].shape[1]
+        return log_probs, rel_lens
+
+    def batch_inputs(self, batch, stage):
+        """Model inputs and their integer lengths (augmented in training)."""
         wavs, wav_lens = batch.sig
         if stage == sb.Stage.TRAIN and hasattr(self.hparams, "wav_augment"):
             wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
         augment = getattr(self.hparams, "fea_augment", None) if stage == sb.Stage.TRAIN else None
-        inputs, lengths = model_inputs(
+        return model_inputs(
             wavs, wav_lens,
             compute_features=getattr(self.hparams, "compute_features", None),
             normalize=getattr(self.modules, "normalize", None),
             feature_augment=augment,
         )
-        log_probs, out_lens = self.modules.model(inputs, lengths)
-        rel_lens = out_lens.float() / log_probs[0].shape[1]
-        return log_probs, rel_lens
 
     def compute_objectives(self, predictions, batch, stage):
         """Σ over exits of CTC (Eq. 2); per-exit WER/CER outside training."""
@@ -132,8 +135,9 @@ class EarlyExitCTCBrain(sb.Brain):
                 min_keys=["mean_WER"],
             )
         elif stage == sb.Stage.TEST:
+            counter = getattr(self.hparams, "epoch_counter", None)
             self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                stats_meta={"Epoch loaded": counter.current if counter else None},
                 test_stats=stats,
             )
             self.test_stats = stats

@@ -1,0 +1,141 @@
+"""Per-exit WER/CER of a trained early-exit CTC model on any test CSV.
+
+    python -m speechbrain_ee.evaluate --model pretrained/an4-conformer-ctc-ee \\
+        --csv test.csv [--json-out results.json] [--beam-size 10 | --greedy]
+
+The model directory is the one ``speechbrain_ee.recipe.export_pretrained``
+writes. The table follows the paper's Table 2 layout: one row per exit.
+"""
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import speechbrain as sb
+import torch
+from hyperpyyaml import load_hyperpyyaml
+from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
+from speechbrain.utils.metric_stats import ErrorRateStats
+
+from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.data.manifest import DataPreparationError
+from speechbrain_ee.data.pipelines import load_dataset
+
+logger = logging.getLogger(__name__)
+
+
+def load_model_dir(model_dir):
+    """Loads ``hyperparams.yaml`` of an exported model and its parameters.
+
+    Arguments
+    ---------
+    model_dir : str
+        Directory with ``hyperparams.yaml``, ``model.yaml`` and checkpoints.
+
+    Returns
+    -------
+    dict
+        The loaded hparams, parameters in place.
+    """
+    hparams_path = os.path.join(model_dir, "hyperparams.yaml")
+    if not os.path.isfile(hparams_path):
+        raise FileNotFoundError(f"not a model directory (no hyperparams.yaml): {model_dir}")
+    with open(hparams_path) as handle:
+        hparams = load_hyperpyyaml(handle, {"pretrained_path": os.path.abspath(model_dir)})
+    pretrainer = hparams["pretrainer"]
+    pretrainer.collect_files()
+    pretrainer.load_collected()
+    return hparams
+
+
+def format_exit_table(exit_layers, wer, cer):
+    """Text table, one row per exit (the paper's Table 2 layout).
+
+    Example
+    -------
+    >>> print(format_exit_table([6, 12], [10.0, 8.5], [5.0, 4.25]))
+    exit layer   WER %   CER %
+             6   10.00    5.00
+            12    8.50    4.25
+    """
+    lines = ["exit layer   WER %   CER %"]
+    lines += [f"{layer:10d} {w:7.2f} {c:7.2f}" for layer, w, c in zip(exit_layers, wer, cer)]
+    return "\n".join(lines)
+
+
+def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None):
+    """Per-exit WER/CER of an exported model on ``csv_path``.
+
+    Returns
+    -------
+    dict
+        ``exit_layers``, ``wer``, ``cer`` (percent, exit order), ``csv``, ``wall_s``.
+    """
+    if num_threads:
+        torch.set_num_threads(num_threads)
+    start = time.time()
+    hparams = load_model_dir(model_dir)
+    hparams.update(
+        error_rate_computer=ErrorRateStats,
+        cer_computer=lambda: ErrorRateStats(split_tokens=True),
+        output_folder=output_folder,
+        train_logger=sb.utils.train_logger.FileTrainLogger(
+            os.path.join(output_folder, "evaluate_log.txt")
+        ),
+    )
+    if beam_size:
+        hparams["test_searcher"] = lambda **kw: CTCPrefixBeamSearcher(beam_size=beam_size, **kw)
+    dataset = load_dataset(
+        csv_path, hparams["tokenizer"], sample_rate=hparams["sample_rate"], sorting="ascending"
+    )
+    brain = EarlyExitCTCBrain(modules=hparams["modules"], hparams=hparams)
+    brain.test_name = os.path.splitext(os.path.basename(csv_path))[0]
+    brain.evaluate(dataset, test_loader_kwargs={"batch_size": batch_size})
+    summary = brain.exit_summary()
+    summary.update(csv=os.path.abspath(csv_path), wall_s=round(time.time() - start, 1))
+    return summary
+
+
+def main(argv=None):
+    """Command-line entry point (``sbee-evaluate``)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="exported model directory")
+    parser.add_argument("--csv", required=True, help="manifest with ID,duration,wav,spk_id,wrd")
+    parser.add_argument("--output", default=None, help="folder for WER files (default: a temp dir)")
+    parser.add_argument("--json-out", default=None, help="write the summary JSON here")
+    parser.add_argument("--beam-size", type=int, default=10)
+    parser.add_argument("--greedy", action="store_true", help="greedy CTC instead of beam search")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    output = args.output
+    if output is None:
+        import tempfile
+
+        output = tempfile.mkdtemp(prefix="sbee_eval_")
+    try:
+        summary = evaluate(
+            args.model, args.csv, output, beam_size=0 if args.greedy else args.beam_size,
+            batch_size=args.batch_size, num_threads=args.threads,
+        )
+    except (DataPreparationError, FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    summary["command"] = "python -m speechbrain_ee.evaluate " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    print(format_exit_table(summary["exit_layers"], summary["wer"], summary["cer"]))
+    print(f"WER files in {output}")
+    if args.json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
+        with open(args.json_out, "w") as handle:
+            json.dump(summary, handle, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

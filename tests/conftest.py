@@ -1,0 +1,29 @@
+"""Shared fixtures: where the real speech lives, tiny models."""
+
+import os
+import pathlib
+
+import pytest
+import torch
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir():
+    """``$SBEE_DATA`` or ``../shared/data`` beside the repository."""
+    return pathlib.Path(os.environ.get("SBEE_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def an4_dir():
+    """The real AN4 corpus; the test is skipped with a clear message if absent."""
+    path = shared_data_dir() / "an4"
+    if not (path / "etc" / "an4_train.transcription").is_file():
+        pytest.skip(f"AN4 corpus not found at {path} (set SBEE_DATA to the folder holding an4/)")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_threads():
+    torch.manual_seed(0)
+    torch.set_num_threads(1)

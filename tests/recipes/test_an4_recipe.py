@@ -1,0 +1,66 @@
+"""The AN4 recipe end to end for a couple of batches, then the evaluation
+command on the exported model."""
+
+import csv
+import json
+import pathlib
+
+import pytest
+
+from speechbrain_ee.data.manifest import DataPreparationError
+from speechbrain_ee.evaluate import main as evaluate_main
+from speechbrain_ee.recipe import run
+
+RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
+
+TINY = [
+    "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]",
+    "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
+    "--test_beam_size=2", "--max_batch_length=20",
+]
+
+
+def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(RECIPE)
+    out = tmp_path / "exp"
+    brain = run([
+        "hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+        f"--pretrained_folder={tmp_path / 'model'}", *TINY,
+    ])
+    summary = brain.test_results["test"]
+    assert summary["exit_layers"] == [1, 2]
+    assert len(summary["wer"]) == 2 and all(w >= 0 for w in summary["wer"])
+    for layer in (1, 2):
+        assert (out / f"wer_test_exit{layer}.txt").is_file()
+    assert (out / "exit_summary_test.json").is_file()
+    for name in ("hyperparams.yaml", "model.yaml", "model.ckpt", "normalize.ckpt", "tokenizer.model"):
+        assert (tmp_path / "model" / name).is_file()
+
+    # evaluation command on a 4-utterance CSV
+    rows = list(csv.DictReader(open(out / "manifests" / "test.csv")))[:4]
+    small = tmp_path / "small.csv"
+    with open(small, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=rows[0].keys())
+        writer.writeheader()
+        writer.writerows(rows)
+    capsys.readouterr()
+    code = evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--greedy",
+                          "--json-out", str(tmp_path / "eval.json")])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "exit layer   WER %   CER %" in printed
+    result = json.loads((tmp_path / "eval.json").read_text())
+    assert result["exit_layers"] == [1, 2] and len(result["cer"]) == 2
+
+
+def test_evaluate_bad_model_dir(tmp_path, capsys):
+    code = evaluate_main(["--model", str(tmp_path), "--csv", str(tmp_path / "x.csv")])
+    assert code == 2
+    assert "not a model directory" in capsys.readouterr().err
+
+
+def test_recipe_missing_data_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(RECIPE)
+    with pytest.raises(DataPreparationError, match="AN4 data folder not found: .*nope"):
+        run(["hparams/conformer_ee.yaml", f"--data_folder={tmp_path / 'nope'}",
+             f"--output_folder={tmp_path / 'exp'}", *TINY])
