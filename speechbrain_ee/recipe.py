@@ -79,6 +79,8 @@ def run(argv=None):
     run_on_main(hparams["prepare_data"])
     prepare_tokenizer(hparams)
     train, valid, tests = build_datasets(hparams)
+    if "train_lm" in hparams:  # e.g. a transcript LM for the AED beam search
+        hparams["train_lm"](hparams, run_opts)
 
     brain = hparams["brain_class"](
         modules=hparams["modules"],
@@ -91,7 +93,7 @@ def run(argv=None):
     if "lr_annealing" in hparams and hasattr(hparams["lr_annealing"], "num_training_steps"):
         steps_per_epoch = len(brain.make_dataloader(train, sb.Stage.TRAIN, **train_opts))
         accumulation = hparams.get("grad_accumulation_factor", 1)
-        hparams["lr_annealing"].num_training_steps = (
+        brain.planned_training_steps = (
             hparams["number_of_epochs"] * steps_per_epoch // accumulation
         )
     start = time.time()
@@ -125,6 +127,9 @@ def export_pretrained(hparams, folder, model_yaml):
     Every top-level value of the architecture file that the recipe also sets
     (``output_neurons``, ``exit_layers``, ``d_model``...) is written as an
     override of the include, so the exported model has the trained shape.
+    A model with an ``export_files(folder)`` method writes its own extra
+    files there and returns more overrides (raw yaml values). Models without
+    ``normalize`` in the recipe (waveform models) get no features/statistics.
 
     Arguments
     ---------
@@ -155,14 +160,27 @@ def export_pretrained(hparams, folder, model_yaml):
     }
     overrides["exit_layers"] = list(hparams["model"].exit_layers)
     overrides["output_neurons"] = hparams["vocab_size"] + 1
-    arch = "\n".join(
-        f"    {k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
+    arch_lines = [
+        f"{k}: {yaml.safe_dump(v, default_flow_style=True).strip().removesuffix('...').strip()}"
         for k, v in overrides.items()
+    ]
+    # a model may need files of its own, e.g. the wav2vec2 config (raw yaml values)
+    export_files = getattr(hparams["model"], "export_files", None)
+    if export_files is not None:
+        extra = export_files(folder)
+        arch_lines = [line for line in arch_lines if line.split(":")[0] not in extra]
+        arch_lines += [f"{k}: {v}" for k, v in extra.items()]
+    text = PRETRAINED_TEMPLATE.format(
+        vocab_size=hparams["vocab_size"], sample_rate=hparams["sample_rate"],
+        arch="\n".join("    " + line for line in arch_lines),
     )
+    if "normalize" not in hparams:  # waveform model (wav2vec2): no features, no input statistics
+        text = "".join(
+            line for line in text.splitlines(keepends=True)
+            if not line.strip().startswith(("normalize:", "compute_features:"))
+        )
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
-        handle.write(PRETRAINED_TEMPLATE.format(
-            vocab_size=hparams["vocab_size"], sample_rate=hparams["sample_rate"], arch=arch
-        ))
+        handle.write(text)
     logger.info("exported the model for inference to %s", folder)
 
 

@@ -82,6 +82,17 @@ class EarlyExitCTCBrain(sb.Brain):
         """Encoder layer of each exit."""
         return list(self.modules.model.exit_layers)
 
+    def on_fit_start(self):
+        """Recovers the checkpoint, then applies the planned length of the
+        learning-rate schedule (``planned_training_steps``, set by
+        :func:`speechbrain_ee.recipe.run` from the epochs and batches), so a
+        resumed run with another ``number_of_epochs`` anneals to its new end."""
+        super().on_fit_start()
+        planned = getattr(self, "planned_training_steps", None)
+        annealing = getattr(self.hparams, "lr_annealing", None)
+        if planned and hasattr(annealing, "num_training_steps"):
+            annealing.num_training_steps = planned
+
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the learning-rate schedule after each optimiser step."""
         if should_step and hasattr(self.hparams, "lr_annealing"):

@@ -37,7 +37,28 @@ def text_pipeline(tokenizer):
     return pipeline
 
 
-def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sorting=None):
+def seq2seq_text_pipeline(bos_index, eos_index):
+    """Dynamic item ``tokens_list -> tokens_bos, tokens_eos`` (decoder input
+    and target of attention models).
+
+    Example
+    -------
+    >>> pipeline = seq2seq_text_pipeline(1, 2)
+    >>> [t.tolist() for t in pipeline.func([5, 6])]
+    [[1, 5, 6], [5, 6, 2]]
+    """
+
+    @sb.utils.data_pipeline.takes("tokens_list")
+    @sb.utils.data_pipeline.provides("tokens_bos", "tokens_eos")
+    def pipeline(tokens_list):
+        yield torch.LongTensor([bos_index] + tokens_list)
+        yield torch.LongTensor(tokens_list + [eos_index])
+
+    return pipeline
+
+
+def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sorting=None,
+                 bos_index=None, eos_index=None):
     """A :class:`DynamicItemDataset` with ``id, sig, wrd, tokens`` outputs.
 
     Arguments
@@ -52,6 +73,9 @@ def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sortin
         Shorter audio raises an error naming the file.
     sorting : str, optional
         ``"ascending"`` or ``"descending"`` by duration, ``"random"``/None to keep the order.
+    bos_index, eos_index : int, optional
+        Given both, the dataset also outputs ``tokens_bos`` and ``tokens_eos``
+        (attention-decoder models).
     """
     read_manifest(csv_path)  # clear error for a missing file or missing columns
     data = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=csv_path)
@@ -61,7 +85,13 @@ def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sortin
         raise ValueError(f"sorting must be 'ascending', 'descending', 'random' or None, got {sorting!r}")
     data.add_dynamic_item(audio_pipeline(sample_rate, min_samples))
     data.add_dynamic_item(text_pipeline(tokenizer))
-    data.set_output_keys(["id", "sig", "wrd", "tokens"])
+    keys = ["id", "sig", "wrd", "tokens"]
+    if (bos_index is None) != (eos_index is None):
+        raise ValueError("give both bos_index and eos_index, or neither")
+    if bos_index is not None:
+        data.add_dynamic_item(seq2seq_text_pipeline(bos_index, eos_index))
+        keys += ["tokens_bos", "tokens_eos"]
+    data.set_output_keys(keys)
     return data
 
 
