@@ -1,7 +1,7 @@
 """Early-exit training objectives (Wright et al. 2023, Eq. 2)."""
 
 import torch
-from speechbrain.nnet.losses import ctc_loss
+from speechbrain.nnet.losses import ctc_loss, kldiv_loss
 
 
 def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index,
@@ -47,6 +47,109 @@ def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index
     per_exit = [
         ctc_loss(lp, targets, input_lens, target_lens, blank_index, reduction=reduction)
         for lp in log_probs
+    ]
+    total = sum(w * loss for w, loss in zip(exit_weights, per_exit))
+    return total, per_exit
+
+
+def sequence_ce_loss(log_probs, targets, target_lens, pad_index, label_smoothing=0.1,
+                     reduction="batchmean"):
+    """Decoder cross-entropy as in SpeechBrain's transformer recipes
+    (``kldiv_loss`` with label smoothing); padding never counts.
+
+    SpeechBrain's ``kldiv_loss`` with label smoothing ignores the positions
+    whose target equals ``pad_idx``, whatever the lengths say, so every
+    position beyond ``target_lens`` is set to ``pad_index`` first.
+    ``pad_index`` must never be a real target (the BOS index is a safe choice:
+    targets are tokens + EOS).
+
+    Arguments
+    ---------
+    log_probs : torch.Tensor
+        Decoder log-posteriors, (batch, len, classes).
+    targets : torch.Tensor
+        Tokens followed by EOS, (batch, len), padded with anything.
+    target_lens : torch.Tensor
+        Relative lengths of ``targets``.
+    pad_index : int
+        Index that marks the positions to ignore.
+    label_smoothing : float
+        Label smoothing of ``kldiv_loss``.
+    reduction : str
+        Passed to ``kldiv_loss`` (``"batchmean"`` as SpeechBrain's recipes).
+
+    Example
+    -------
+    >>> lp = torch.randn(2, 4, 6).log_softmax(-1)
+    >>> a = sequence_ce_loss(lp, torch.tensor([[3, 4, 2, 0], [3, 2, 0, 0]]), torch.tensor([0.75, 0.5]), 1)
+    >>> b = sequence_ce_loss(lp, torch.tensor([[3, 4, 2, 5], [3, 2, 5, 4]]), torch.tensor([0.75, 0.5]), 1)
+    >>> torch.allclose(a, b)
+    True
+    """
+    max_len = targets.shape[1]
+    real = torch.arange(max_len, device=targets.device)[None, :] < torch.round(
+        target_lens * max_len
+    ).long()[:, None]
+    if bool(((targets == pad_index) & real).any()):
+        raise ValueError(f"pad_index {pad_index} occurs as a real target")
+    targets = targets.masked_fill(~real, pad_index)
+    return kldiv_loss(log_probs, targets, length=target_lens, label_smoothing=label_smoothing,
+                      pad_idx=pad_index, reduction=reduction)
+
+
+def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, token_lens,
+                          tokens_eos, tokens_eos_lens, blank_index, pad_index, ctc_weight=0.3,
+                          label_smoothing=0.1, exit_weights=None):
+    """Sum over exits of ``ctc_weight * CTC + (1 - ctc_weight) * CE`` (the
+    joint CTC/attention objective at every exit; Wright et al. Eq. 2/4).
+
+    Arguments
+    ---------
+    ctc_log_probs, seq_log_probs : list of torch.Tensor
+        Per-exit CTC (B, T, C) and decoder (B, L, C) log-posteriors.
+    input_lens : torch.Tensor
+        Relative lengths of the CTC outputs.
+    tokens, token_lens : torch.Tensor
+        CTC targets (no BOS/EOS) and their relative lengths.
+    tokens_eos, tokens_eos_lens : torch.Tensor
+        Decoder targets (tokens + EOS) and their relative lengths.
+    blank_index, pad_index : int
+        CTC blank; index ignored by the CE (see :func:`sequence_ce_loss`).
+    ctc_weight : float
+        Weight of the CTC term (0.3 in the SpeechBrain conformer recipes).
+    label_smoothing : float
+        Label smoothing of the CE term.
+    exit_weights : list of float, optional
+        Weight of each exit (default 1 each).
+
+    Returns
+    -------
+    total : torch.Tensor
+        Weighted sum of the exit losses.
+    per_exit : list of torch.Tensor
+        The joint loss of each exit.
+
+    Example
+    -------
+    >>> ctc = [torch.randn(2, 12, 6).log_softmax(-1) for _ in range(2)]
+    >>> seq = [torch.randn(2, 3, 6).log_softmax(-1) for _ in range(2)]
+    >>> total, per_exit = early_exit_joint_loss(ctc, seq, torch.ones(2),
+    ...     torch.tensor([[3, 4], [3, 0]]), torch.tensor([1.0, 0.5]),
+    ...     torch.tensor([[3, 4, 2], [3, 2, 0]]), torch.tensor([1.0, 2 / 3]), 5, 1)
+    >>> torch.allclose(total, per_exit[0] + per_exit[1])
+    True
+    """
+    if exit_weights is None:
+        exit_weights = [1.0] * len(ctc_log_probs)
+    if len(seq_log_probs) != len(ctc_log_probs):
+        raise ValueError(f"{len(seq_log_probs)} decoder outputs for {len(ctc_log_probs)} CTC exits")
+    if len(exit_weights) != len(ctc_log_probs):
+        raise ValueError(f"{len(exit_weights)} exit weights for {len(ctc_log_probs)} exits")
+    _, ctc_per_exit = early_exit_ctc_loss(ctc_log_probs, input_lens, tokens, token_lens, blank_index)
+    per_exit = [
+        ctc_weight * ctc + (1 - ctc_weight) * sequence_ce_loss(
+            seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing)
+        for ctc, seq in zip(ctc_per_exit, seq_log_probs)
     ]
     total = sum(w * loss for w, loss in zip(exit_weights, per_exit))
     return total, per_exit

@@ -1,0 +1,96 @@
+"""Joint CTC/attention beam search of one exit of an :class:`EarlyExitAED`
+(SpeechBrain's ``S2STransformerBeamSearcher`` + ``CTCScorer`` and an
+optional ``TransformerLMScorer``)."""
+
+import torch
+from speechbrain.decoders.scorer import CTCScorer, ScorerBuilder
+
+
+def exit_beam_searcher(searcher_factory, model, exit_index, blank_index, eos_index,
+                       ctc_weight=0.4, lm_scorer=None, lm_weight=0.0):
+    """SpeechBrain beam searcher for exit ``exit_index``.
+
+    Arguments
+    ---------
+    searcher_factory : callable
+        Partial of ``S2STransformerBeamSearcher`` (``bos_index``,
+        ``eos_index``, ``beam_size``, ratios...) taking ``modules`` and ``scorer``.
+    model : EarlyExitAED
+        The model whose exit decoder, CE head and CTC head are used.
+    exit_index : int
+        The exit.
+    blank_index, eos_index : int
+        CTC blank and end of sentence.
+    ctc_weight : float
+        Weight of the CTC prefix score (0: attention only; 1: CTC only).
+    lm_scorer : speechbrain.decoders.scorer.TransformerLMScorer, optional
+        Language model for shallow fusion.
+    lm_weight : float
+        Its weight.
+
+    Example
+    -------
+    >>> from functools import partial
+    >>> from speechbrain.decoders.seq2seq import S2STransformerBeamSearcher
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, ExitHeads, MaskedConvFrontEnd
+    >>> from speechbrain_ee.nnet.aed_model import EarlyExitAED, ExitDecoder
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4,)), d_model=16,
+    ...     nhead=2, d_ffn=32, num_layers=2, exit_layers=[1, 2])
+    >>> model = EarlyExitAED(enc, ExitHeads(16, 8, 2), [ExitDecoder(8, 16, 2, 32, 1) for _ in range(2)],
+    ...                      ExitHeads(16, 8, 2)).eval()
+    >>> factory = partial(S2STransformerBeamSearcher, bos_index=1, eos_index=2, beam_size=3,
+    ...                   min_decode_ratio=0.0, max_decode_ratio=1.0, using_eos_threshold=False)
+    >>> searcher = exit_beam_searcher(factory, model, 0, blank_index=7, eos_index=2)
+    >>> enc_out = model.exit_output(model.start(torch.rand(2, 24, 20), torch.tensor([24, 16])), 0)
+    >>> hyps = searcher(enc_out, torch.tensor([1.0, 16 / 24]))[0]
+    >>> len(hyps)
+    2
+    """
+    full_scorers, weights = [], {}
+    if ctc_weight > 0:
+        full_scorers.append(CTCScorer(model.ctc_linear(exit_index), blank_index, eos_index))
+        weights["ctc"] = ctc_weight
+    if lm_scorer is not None and lm_weight > 0:
+        full_scorers.append(lm_scorer)
+        weights["transformerlm"] = lm_weight
+    scorer = ScorerBuilder(weights=weights, full_scorers=full_scorers) if full_scorers else None
+    return searcher_factory(modules=model.searcher_modules(exit_index), scorer=scorer)
+
+
+def token_ids_to_words(token_ids, tokenizer):
+    """Words of a hypothesis, dropping ids outside the tokenizer (the CTC
+    blank); BOS/EOS are SentencePiece control pieces and decode to nothing.
+
+    Example
+    -------
+    >>> class Tok:
+    ...     def get_piece_size(self): return 4
+    ...     def decode_ids(self, ids): return " ".join("abcd"[i] for i in ids)
+    >>> token_ids_to_words([0, 3, 4, 1], Tok())
+    ['a', 'd', 'b']
+    """
+    size = tokenizer.get_piece_size()
+    return tokenizer.decode_ids([int(t) for t in token_ids if 0 <= int(t) < size]).split()
+
+
+def beam_search_transcripts(searcher, encoder_out, rel_lens, tokenizer):
+    """Best transcript (list of words) of each utterance."""
+    with torch.no_grad():
+        hyps = searcher(encoder_out, rel_lens)[0]
+    return [token_ids_to_words(h, tokenizer) for h in hyps]
+
+
+def nbest_transcripts(searcher, encoder_out, rel_lens, tokenizer):
+    """N-best lists of a searcher built with ``return_topk=True``: per
+    utterance a list of ``(words, score)``, best first (the scores are the
+    searcher's length-normalised log-scores, what the paper's Eq. 6
+    confidence is computed from)."""
+    if not searcher.return_topk:
+        raise ValueError("nbest_transcripts needs a searcher built with return_topk=True")
+    with torch.no_grad():
+        hyps, lengths, scores, _ = searcher(encoder_out, rel_lens)
+    return [
+        [(token_ids_to_words(hyps[b, k, : int(lengths[b, k])].tolist(), tokenizer), float(scores[b, k]))
+         for k in range(hyps.shape[1])]
+        for b in range(hyps.shape[0])
+    ]

@@ -1,0 +1,93 @@
+"""Brain for early-exit attention encoder-decoder models (joint CTC/attention)."""
+
+import speechbrain as sb
+from speechbrain.utils.Accuracy import AccuracyStats
+
+from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher
+from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.losses import early_exit_joint_loss
+
+
+class EarlyExitAEDBrain(EarlyExitCTCBrain):
+    """Trains a multi-exit :class:`~speechbrain_ee.nnet.aed_model.EarlyExitAED`
+    with Σ_exits (ctc_weight·CTC + (1 − ctc_weight)·CE) and evaluates every
+    exit; the per-exit bookkeeping, logging, checkpointing and WER files are
+    those of :class:`EarlyExitCTCBrain`.
+
+    Validation scores each exit by greedy CTC (cheap; the checkpoint
+    criterion) and by the decoder's teacher-forced token accuracy
+    (``ACC_exit<L>``); the test decodes each exit with the joint
+    CTC/attention beam search (plus the LM when one is given).
+
+    Extra hparams: ``bos_index``, ``eos_index``, ``ctc_weight`` (training,
+    default 0.3), ``label_smoothing`` (default 0.1), ``test_search`` (a
+    partial of ``S2STransformerBeamSearcher``), ``ctc_weight_decode``
+    (default 0.4), optional ``lm_scorer`` (``TransformerLMScorer``) and
+    ``lm_weight``. The blank (``blank_index``) is the last class of both heads.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Per-exit CTC and decoder log-posteriors, exit outputs, relative lengths."""
+        batch = batch.to(self.device)
+        inputs, lengths = self.batch_inputs(batch, stage)
+        tokens_bos, _ = batch.tokens_bos
+        ctc, seq, out_lens, enc_outs = self.modules.model.forward_joint(
+            inputs, lengths, tokens_bos, return_states=True
+        )
+        rel_lens = out_lens.float() / ctc[0].shape[1]
+        return ctc, seq, enc_outs, rel_lens
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Joint loss summed over exits; per-exit WER/CER/accuracy outside training."""
+        ctc, seq, enc_outs, rel_lens = predictions
+        tokens, tokens_lens = batch.tokens
+        tokens_eos, tokens_eos_lens = batch.tokens_eos
+        loss, per_exit = early_exit_joint_loss(
+            ctc, seq, rel_lens, tokens, tokens_lens, tokens_eos, tokens_eos_lens,
+            blank_index=self.hparams.blank_index, pad_index=self.hparams.bos_index,
+            ctc_weight=getattr(self.hparams, "ctc_weight", 0.3),
+            label_smoothing=getattr(self.hparams, "label_smoothing", 0.1),
+            exit_weights=getattr(self.hparams, "exit_weights", None),
+        )
+        for i, exit_loss in enumerate(per_exit):
+            self.exit_loss_sums[i] += exit_loss.detach().item()
+        self.exit_loss_count += 1
+        if stage != sb.Stage.TRAIN:
+            targets = [wrd.split() for wrd in batch.wrd]
+            for i in range(len(ctc)):
+                self.acc_metrics[i].append(seq[i], tokens_eos, tokens_eos_lens)
+                if self.exit_searchers is not None:
+                    hyps = beam_search_transcripts(
+                        self.exit_searchers[i], enc_outs[i], rel_lens, self.hparams.tokenizer
+                    )
+                else:
+                    hyps = self.transcribe_exit(ctc[i], rel_lens, sb.Stage.VALID)
+                self.wer_metrics[i].append(batch.id, hyps, targets)
+                self.cer_metrics[i].append(batch.id, hyps, targets)
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        """Per-exit accumulators; at test, one joint beam searcher per exit."""
+        super().on_stage_start(stage, epoch)
+        self.acc_metrics = [AccuracyStats() for _ in self.exit_layers]
+        self.exit_searchers = None
+        if stage == sb.Stage.TEST and hasattr(self.hparams, "test_search"):
+            model = self.modules.model
+            self.exit_searchers = [
+                exit_beam_searcher(
+                    self.hparams.test_search, model, i,
+                    blank_index=self.hparams.blank_index, eos_index=self.hparams.eos_index,
+                    ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4),
+                    lm_scorer=getattr(self.hparams, "lm_scorer", None),
+                    lm_weight=getattr(self.hparams, "lm_weight", 0.0),
+                )
+                for i in range(model.num_exits)
+            ]
+
+    def exit_stats(self, stage):
+        """The CTC brain's statistics plus the decoder accuracy of each exit."""
+        stats = super().exit_stats(stage)
+        if stage != sb.Stage.TRAIN:
+            for layer, metric in zip(self.exit_layers, self.acc_metrics):
+                stats[f"ACC_exit{layer}"] = round(metric.summarize(), 4)
+        return stats

@@ -1,0 +1,39 @@
+"""The AN4 Conformer-AED recipe end to end for a couple of batches (tiny model,
+cheap beam search at test)."""
+
+import json
+import pathlib
+
+from speechbrain_ee.recipe import run
+
+RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
+
+TINY = [
+    "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]",
+    "--num_decoder_layers=1", "--d_ffn_decoder=32", "--test_beam_size=2", "--lm_epochs=1",
+    "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
+]
+
+
+def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(RECIPE)
+    out = tmp_path / "exp"
+    brain = run([
+        "hparams/conformer_aed_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+        f"--pretrained_folder={tmp_path / 'model'}", *TINY,
+    ])
+    summary = brain.test_results["test"]
+    assert summary["exit_layers"] == [1, 2]
+    assert len(summary["wer"]) == 2 and all(w >= 0 for w in summary["wer"])
+    assert len(brain.exit_searchers) == 2  # the test stage used the joint beam search...
+    weights = brain.exit_searchers[1].scorer.weights
+    assert weights["ctc"] == 0.4 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
+    assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
+    assert "ACC_exit2" in brain.test_stats
+    for layer in (1, 2):
+        assert (out / f"wer_test_exit{layer}.txt").is_file()
+    assert json.loads((out / "exit_summary_test.json").read_text())["exit_layers"] == [1, 2]
+    sp = brain.hparams.tokenizer
+    assert sp.bos_id() == brain.hparams.bos_index and sp.eos_id() == brain.hparams.eos_index
+    for name in ("hyperparams.yaml", "model.yaml", "model.ckpt", "normalize.ckpt", "tokenizer.model"):
+        assert (tmp_path / "model" / name).is_file()

@@ -1,0 +1,74 @@
+"""Joint CTC/attention loss of the early-exit AED model."""
+
+import pytest
+import torch
+from speechbrain.nnet.losses import ctc_loss, kldiv_loss
+
+from speechbrain_ee.losses import early_exit_joint_loss, sequence_ce_loss
+
+BOS, EOS, BLANK = 1, 2, 7
+
+
+def batch():
+    torch.manual_seed(0)
+    ctc = [torch.randn(2, 12, 8, requires_grad=True).log_softmax(-1) for _ in range(3)]
+    seq = [torch.randn(2, 4, 8, requires_grad=True).log_softmax(-1) for _ in range(3)]
+    tokens = torch.tensor([[3, 4, 5], [6, 0, 0]])
+    tokens_lens = torch.tensor([1.0, 1 / 3])
+    tokens_eos = torch.tensor([[3, 4, 5, EOS], [6, EOS, 0, 0]])
+    eos_lens = torch.tensor([1.0, 0.5])
+    return ctc, seq, torch.tensor([1.0, 0.75]), tokens, tokens_lens, tokens_eos, eos_lens
+
+
+def test_ce_ignores_padding():
+    _, seq, _, _, _, tokens_eos, eos_lens = batch()
+    ref = sequence_ce_loss(seq[0], tokens_eos, eos_lens, BOS)
+    for pad in (0, 3, EOS, 6):
+        other = tokens_eos.clone()
+        other[1, 2:] = pad
+        assert torch.allclose(sequence_ce_loss(seq[0], other, eos_lens, BOS), ref)
+    # changing the posteriors at padded positions changes nothing either
+    noisy = seq[0].detach().clone()
+    noisy[1, 2:] = torch.randn(2, 8).log_softmax(-1)
+    assert torch.allclose(sequence_ce_loss(noisy, tokens_eos, eos_lens, BOS), ref)
+    # but a real position does count
+    noisy[1, 1] = torch.randn(8).log_softmax(-1)
+    assert not torch.allclose(sequence_ce_loss(noisy, tokens_eos, eos_lens, BOS), ref)
+
+
+def test_ce_equals_kldiv_on_the_real_tokens():
+    _, seq, _, _, _, tokens_eos, eos_lens = batch()
+    expected = (kldiv_loss(seq[0][:1], tokens_eos[:1], label_smoothing=0.1, pad_idx=BOS, reduction="sum")
+                + kldiv_loss(seq[0][1:, :2], tokens_eos[1:, :2], label_smoothing=0.1, pad_idx=BOS,
+                             reduction="sum")) / 2
+    assert torch.allclose(sequence_ce_loss(seq[0], tokens_eos, eos_lens, BOS, 0.1), expected)
+
+
+def test_ce_rejects_pad_index_as_target():
+    _, seq, _, _, _, tokens_eos, eos_lens = batch()
+    with pytest.raises(ValueError, match="pad_index 3 occurs as a real target"):
+        sequence_ce_loss(seq[0], tokens_eos, eos_lens, 3)
+
+
+def test_joint_loss_is_sum_over_exits_of_weighted_ctc_and_ce():
+    ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
+    total, per_exit = early_exit_joint_loss(ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
+                                            BLANK, BOS, ctc_weight=0.3, label_smoothing=0.1)
+    expected = []
+    for c, s in zip(ctc, seq):
+        expected.append(0.3 * ctc_loss(c, tokens, in_lens, tokens_lens, BLANK)
+                        + 0.7 * sequence_ce_loss(s, tokens_eos, eos_lens, BOS, 0.1))
+    assert len(per_exit) == 3
+    for got, want in zip(per_exit, expected):
+        assert torch.allclose(got, want)
+    assert torch.allclose(total, sum(expected))
+    total.backward()  # gradients reach every exit
+    weighted, _ = early_exit_joint_loss(ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
+                                        BLANK, BOS, exit_weights=[0.0, 0.0, 2.0])
+    assert torch.allclose(weighted, 2 * expected[2])
+
+
+def test_joint_loss_rejects_mismatched_exits():
+    ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
+    with pytest.raises(ValueError, match="2 decoder outputs for 3 CTC exits"):
+        early_exit_joint_loss(ctc, seq[:2], in_lens, tokens, tokens_lens, tokens_eos, eos_lens, BLANK, BOS)
