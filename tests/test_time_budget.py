@@ -1,0 +1,31 @@
+from speechbrain_ee import time_budget
+from speechbrain_ee.time_budget import TimeBudgetEpochCounter
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_stops_before_an_epoch_that_would_not_fit(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=10, budget_s=100)
+    epochs = []
+    for epoch in counter:
+        epochs.append(epoch)
+        clock.now += 30  # each epoch takes 30 s: 3 fit in 100 s, a 4th would end at 120 s
+    assert epochs == [1, 2, 3]
+    assert counter.stopped_for_time and counter.longest_epoch_s == 30
+
+
+def test_without_budget_runs_all_epochs(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=4)
+    for _ in counter:
+        clock.now += 1e6
+    assert counter.current == 4 and not counter.stopped_for_time
