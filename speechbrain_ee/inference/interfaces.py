@@ -1,0 +1,236 @@
+"""SpeechBrain ``Pretrained`` interface of early-exit CTC models."""
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from speechbrain.inference.interfaces import Pretrained
+from speechbrain.utils.data_utils import batch_pad_right
+
+from speechbrain_ee.data.audio import AudioError, load_audio
+from speechbrain_ee.features import model_inputs
+from speechbrain_ee.inference.decoders import CTCTextDecoder
+from speechbrain_ee.inference.dynamic import run_dynamic
+from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
+from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Transcription:
+    """What :class:`EarlyExitASR` returns for one utterance.
+
+    Attributes
+    ----------
+    text : str or None
+        The transcript (None when the file could not be used).
+    exit_index : int or None
+        Exit (0-based) the utterance left at.
+    layers : int or None
+        Encoder layers computed (the layer of that exit).
+    path : str, optional
+        The audio file, for file inputs.
+    error : str, optional
+        Why the file could not be transcribed.
+    """
+
+    text: Optional[str]
+    exit_index: Optional[int]
+    layers: Optional[int]
+    path: Optional[str] = None
+    error: Optional[str] = None
+
+
+class EarlyExitASR(Pretrained):
+    """Early-exit CTC recogniser loaded from an exported model directory
+    (``speechbrain_ee.recipe.export_pretrained``)::
+
+        asr = EarlyExitASR.from_hparams(source="pretrained/an4-conformer-ctc-ee",
+                                        savedir="tmp/an4-ee")
+        asr.transcribe_file("a.wav")                      # default selector
+        asr.transcribe_file("a.wav", exit=2)              # fixed exit (0-based)
+        asr.transcribe_file("a.wav", selector="entropy", threshold=0.01)
+
+    Without ``exit``/``selector`` the model uses the selector stored in the
+    model directory by :mod:`speechbrain_ee.selection.calibrate`
+    (``selector.yaml``), or the ``selector`` entry of ``hyperparams.yaml``, or
+    else its last exit.
+
+    Arguments
+    ---------
+    *args, **kwargs
+        As :class:`~speechbrain.inference.interfaces.Pretrained`.
+    beam_size : int, optional
+        0 for greedy CTC, else prefix beam search; default: ``beam_size`` of
+        the hparams, else 0.
+    selector : ExitSelector, optional
+        Default selector.
+    """
+
+    HPARAMS_NEEDED = ["tokenizer", "blank_index", "sample_rate"]
+    MODULES_NEEDED = ["model"]
+
+    def __init__(self, *args, beam_size=None, selector=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if beam_size is None:
+            beam_size = getattr(self.hparams, "beam_size", 0)
+        self.decoder = CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size)
+        self.default_selector = selector if selector is not None else getattr(self.hparams, "selector", None)
+
+    @classmethod
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs):
+        """Loads a local model directory (see
+        :meth:`Pretrained.from_hparams`); ``pretrained_path`` is set to it and
+        a calibrated ``selector.yaml`` found there becomes the default selector."""
+        source = str(source)
+        if not os.path.isfile(os.path.join(source, hparams_file)):
+            raise FileNotFoundError(f"not a model directory (no {hparams_file}): {source}")
+        overrides = {"pretrained_path": os.path.abspath(source), **(overrides or {})}
+        asr = super().from_hparams(source, hparams_file=hparams_file, overrides=overrides, **kwargs)
+        calibrated = os.path.join(source, CALIBRATION_FILE)
+        if asr.default_selector is None and os.path.isfile(calibrated):
+            asr.default_selector = load_selector(calibrated)
+            logger.info("default exit selector from %s: %r", calibrated, asr.default_selector)
+        return asr
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def model(self):
+        """The early-exit model (``mods.model``)."""
+        return self.mods.model
+
+    @property
+    def exit_layers(self):
+        """Layer of each exit."""
+        return list(self.model.exit_layers)
+
+    def encode_inputs(self, wavs, wav_lens):
+        """Waveforms (relative lengths) -> model inputs and integer lengths."""
+        normalize = self.mods["normalize"] if "normalize" in self.mods else None
+        return model_inputs(
+            wavs.to(self.device), wav_lens.to(self.device),
+            compute_features=getattr(self.hparams, "compute_features", None),
+            normalize=normalize,
+        )
+
+    def prepare_selector(self, selector):
+        """Gives a selector what it needs from the model (the CTC vocabulary
+        of a :class:`ConfidenceSelector`)."""
+        if hasattr(selector, "bind_vocabulary") and getattr(selector, "searcher", None) is None:
+            selector.bind_vocabulary(self.decoder.vocab_list(), self.hparams.blank_index)
+        return selector
+
+    def resolve_selector(self, exit=None, selector=None, threshold=None, **selector_options):
+        """The selector a call asks for: a fixed ``exit`` (0-based index), a
+        selector name of :data:`speechbrain_ee.selection.SELECTORS` with its
+        ``threshold`` (and options such as ``topk``), a selector object, or
+        the default."""
+        if exit is not None:
+            if selector is not None or threshold is not None:
+                raise ValueError("give either exit or selector/threshold, not both")
+            self.model.check_exit(exit)
+            return FixedExitSelector(exit)
+        if isinstance(selector, str):
+            return self.prepare_selector(make_selector(selector, threshold, **selector_options))
+        if threshold is not None or selector_options:
+            raise ValueError("threshold and selector options go with a selector name, e.g. selector='entropy'")
+        if selector is None:
+            selector = self.default_selector
+        if selector is None:
+            return FixedExitSelector(len(self.exit_layers) - 1)
+        if not isinstance(selector, ExitSelector):
+            raise ValueError(f"selector must be a name or an ExitSelector, got {selector!r}")
+        return self.prepare_selector(selector)
+
+    # ------------------------------------------------------------------ transcription
+    def transcribe_batch(self, wavs, wav_lens=None, exit=None, selector=None, threshold=None,
+                         **selector_options):
+        """Transcribes a padded batch of waveforms at the model's sample rate.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)``.
+        wav_lens : torch.Tensor, optional
+            Relative lengths (default: all 1).
+        exit, selector, threshold, **selector_options
+            See :meth:`resolve_selector`.
+
+        Returns
+        -------
+        list of Transcription
+        """
+        chosen = self.resolve_selector(exit, selector, threshold, **selector_options)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        inputs, lengths = self.encode_inputs(wavs, wav_lens)
+        result = run_dynamic(self.model, inputs, lengths, chosen, self.decoder)
+        return [
+            Transcription(text, exit_index, layers)
+            for text, exit_index, layers in zip(result.hypotheses, result.exits, result.layers)
+        ]
+
+    def load_file(self, path):
+        """Mono waveform of ``path`` at the model's rate (clear ``AudioError``)."""
+        return load_audio(str(path), self.hparams.sample_rate, getattr(self.hparams, "min_audio_samples", 1))
+
+    def transcribe_file(self, path, exit=None, selector=None, threshold=None, **selector_options):
+        """Transcribes one audio file of any sample rate / channel count.
+
+        Returns
+        -------
+        Transcription
+        """
+        wav = self.load_file(path)
+        result = self.transcribe_batch(wav[None], None, exit, selector, threshold, **selector_options)[0]
+        result.path = str(path)
+        return result
+
+    def transcribe_files(self, paths, batch_size=8, exit=None, selector=None, threshold=None,
+                         progress=False, **selector_options):
+        """Transcribes many files in batches; a file that cannot be read gets
+        a :class:`Transcription` with ``error`` set (and a warning) and the
+        others go on.
+
+        Returns
+        -------
+        list of Transcription
+            In the order of ``paths``.
+        """
+        self.resolve_selector(exit, selector, threshold, **selector_options)  # bad arguments fail first
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        paths = [str(p) for p in paths]
+        results = [None] * len(paths)
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(paths), unit="file")
+        for start in range(0, len(paths), batch_size):
+            good, wavs = [], []
+            for i in range(start, min(start + batch_size, len(paths))):
+                try:
+                    wavs.append(self.load_file(paths[i]))
+                    good.append(i)
+                except AudioError as err:
+                    logger.warning("skipping %s", err)
+                    results[i] = Transcription(None, None, None, paths[i], str(err))
+            if wavs:
+                padded, wav_lens = batch_pad_right(wavs)
+                batch = self.transcribe_batch(padded, wav_lens, exit, selector, threshold, **selector_options)
+                for i, item in zip(good, batch):
+                    item.path = paths[i]
+                    results[i] = item
+            if bar is not None:
+                bar.update(min(batch_size, len(paths) - start))
+        if bar is not None:
+            bar.close()
+        return results
+
+    def forward(self, wavs, wav_lens=None, **kwargs):
+        """Same as :meth:`transcribe_batch`."""
+        return self.transcribe_batch(wavs, wav_lens, **kwargs)

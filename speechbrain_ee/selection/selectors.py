@@ -1,0 +1,401 @@
+"""Exit selectors: when should an utterance leave the encoder?
+
+Every selector follows one protocol, used both online by
+:func:`speechbrain_ee.inference.run_dynamic` and offline by
+:mod:`speechbrain_ee.selection.sweep`:
+
+1. ``first = selector.start(exit_layers)`` before a batch: checks that the
+   selector fits the model, forgets the previous batch, and returns the
+   first exit worth computing (a fixed exit or a layer budget skip the
+   exit heads below it);
+2. at each exit ``e`` before the last:
+   ``m = selector.measure(log_probs, lengths, transcripts)`` computes the
+   threshold-independent quantity the rule reads (entropy, N-best confidence,
+   transcripts; the sweep caches it under ``selector.measure_key``), then
+   ``stop = selector.decide(e, m, index)`` says which of the remaining
+   utterances stop. ``index`` is the position of each remaining utterance in
+   the original batch: selectors with a per-utterance history (patience,
+   agreement) key it on ``index``, so they follow batch compaction.
+
+The last exit always stops everyone; selectors are not asked there.
+Selectors are plain classes, so hyperpyyaml can build them
+(``!new:speechbrain_ee.selection.EntropySelector {threshold: 0.01}``).
+"""
+
+import math
+
+import numpy
+import torch
+
+from speechbrain_ee.selection.measures import (
+    check_topk,
+    mean_frame_entropy,
+    nbest_confidence,
+    nbest_searcher,
+    transcript_distance,
+)
+
+
+def check_number(value, name, low=-math.inf, high=math.inf):
+    """``value`` as a float, or a clear error (NaN, not a number, outside [low, high])."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if math.isnan(value) or not low <= value <= high:
+        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
+    return value
+
+
+def check_integer(value, name, low=1):
+    """``value`` as an int (integral floats accepted), or a clear error."""
+    number = check_number(value, name, low=low)
+    if math.isinf(number) or number != int(number):
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(number)
+
+
+def check_exit_index(exit_index, exit_layers):
+    """Clear error when ``exit_index`` is not a (0-based) exit of a model
+    with exits after ``exit_layers``."""
+    if isinstance(exit_index, bool) or not isinstance(exit_index, (int, numpy.integer)) \
+            or not 0 <= exit_index < len(exit_layers):
+        raise ValueError(
+            f"exit index {exit_index!r} is not an exit: valid indices are "
+            f"0..{len(exit_layers) - 1} (after layers {list(exit_layers)})"
+        )
+    return int(exit_index)
+
+
+class ExitSelector:
+    """Base class: see the module docstring for the protocol."""
+
+    #: name of the measure the rule reads (``"entropy"``, ``"confidence"``,
+    #: ``"transcript"``) or None when it reads nothing
+    measure_key = None
+    #: True when :meth:`measure` needs the transcripts of the exit
+    needs_transcripts = False
+    #: name of the constructor argument a sweep varies
+    parameter = "threshold"
+
+    def start(self, exit_layers):
+        """Prepares a new batch; returns the first exit to compute."""
+        return 0
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        """Threshold-independent per-utterance quantity (None by default)."""
+        return None
+
+    def decide(self, exit_index, measures, index):
+        """Boolean tensor: which of the remaining utterances stop at ``exit_index``."""
+        raise NotImplementedError
+
+    def config(self):
+        """Constructor arguments (to store a calibrated selector)."""
+        if not hasattr(self, self.parameter):
+            return {}
+        return {self.parameter: getattr(self, self.parameter)}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _all(index, value=True):
+    return torch.full((len(index),), value, dtype=torch.bool)
+
+
+class FixedExitSelector(ExitSelector):
+    """Every utterance stops at exit ``exit_index`` (0-based).
+
+    Example
+    -------
+    >>> sel = FixedExitSelector(1)
+    >>> sel.start([2, 4, 6])
+    1
+    >>> sel.decide(1, None, torch.tensor([0, 1])).tolist()
+    [True, True]
+    """
+
+    parameter = "exit_index"
+
+    def __init__(self, exit_index):
+        self.exit_index = check_integer(exit_index, "exit index", low=0)
+
+    def start(self, exit_layers):
+        return check_exit_index(self.exit_index, exit_layers)
+
+    def decide(self, exit_index, measures, index):
+        return _all(index, exit_index >= self.exit_index)
+
+
+class LayerBudgetSelector(ExitSelector):
+    """Resource-aware mode: this device can afford ``max_layers`` encoder
+    layers, so every utterance stops at the deepest exit within the budget.
+
+    Example
+    -------
+    >>> LayerBudgetSelector(7).start([2, 4, 6, 8])
+    2
+    >>> LayerBudgetSelector(1).start([2, 4])
+    Traceback (most recent call last):
+    ...
+    ValueError: a budget of 1 layers is below the first exit (after layer 2)
+    """
+
+    parameter = "max_layers"
+
+    def __init__(self, max_layers):
+        self.max_layers = check_integer(max_layers, "max_layers (layer budget)", low=1)
+        self._exit = None
+
+    def start(self, exit_layers):
+        affordable = [i for i, layer in enumerate(exit_layers) if layer <= self.max_layers]
+        if not affordable:
+            raise ValueError(
+                f"a budget of {self.max_layers} layers is below the first exit "
+                f"(after layer {exit_layers[0]})"
+            )
+        self._exit = affordable[-1]
+        return self._exit
+
+    def decide(self, exit_index, measures, index):
+        return _all(index, exit_index >= self._exit)
+
+
+class EntropySelector(ExitSelector):
+    """Stops at the first exit whose posterior entropy (Eq. 5,
+    :func:`mean_frame_entropy`) is below ``threshold``.
+
+    Example
+    -------
+    >>> sel = EntropySelector(0.05)
+    >>> sel.decide(0, torch.tensor([0.01, 0.2]), torch.tensor([0, 1])).tolist()
+    [True, False]
+    """
+
+    measure_key = "entropy"
+
+    def __init__(self, threshold):
+        self.threshold = check_number(threshold, "entropy threshold", low=0.0)
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        return mean_frame_entropy(log_probs, lengths)
+
+    def decide(self, exit_index, measures, index):
+        return torch.as_tensor(measures) < self.threshold
+
+
+class ConfidenceSelector(ExitSelector):
+    """Stops at the first exit whose N-best confidence (Eq. 6,
+    :func:`nbest_confidence`: softmax over the scores of the ``topk`` best
+    hypotheses of a CTC prefix beam search) is above ``threshold``.
+
+    Arguments
+    ---------
+    threshold : float
+        In ``[0, 1]``.
+    topk : int
+        ``K``, the N-best list size (the paper goes up to 300; beam search
+        time grows quickly with it).
+    beam_size : int, optional
+        Beam of the search (at least ``topk``; default ``topk``).
+    vocab_list, blank_index : optional
+        The CTC vocabulary (see :func:`speechbrain_ee.decoding.ctc_vocab_list`);
+        :class:`~speechbrain_ee.inference.EarlyExitASR` and the sweep supply
+        them through :meth:`bind_vocabulary`.
+    searcher : speechbrain.decoders.ctc.CTCBaseSearcher, optional
+        A ready N-best searcher (its ``topk`` is ``K``) instead of the above.
+    **search_options
+        Further ``CTCPrefixBeamSearcher`` arguments (``beam_prune_logp``...).
+
+    Example
+    -------
+    >>> sel = ConfidenceSelector(0.9, topk=4, vocab_list=["▁a", "▁b", "<blank>"], blank_index=2)
+    >>> sure = torch.log_softmax(torch.tensor([[[9.0, 0, 0], [0, 0, 9]]]), -1)
+    >>> unsure = torch.log_softmax(torch.zeros(1, 2, 3), -1)
+    >>> m = sel.measure(torch.cat([sure, unsure]), torch.tensor([2, 2]))
+    >>> sel.decide(0, m, torch.tensor([0, 1])).tolist()
+    [True, False]
+    """
+
+    measure_key = "confidence"
+
+    def __init__(self, threshold, topk=10, beam_size=None, vocab_list=None, blank_index=None,
+                 searcher=None, **search_options):
+        self.threshold = check_number(threshold, "confidence threshold", low=0.0, high=1.0)
+        self.topk = check_topk(searcher.topk if searcher is not None else topk)
+        self.beam_size = beam_size
+        self.search_options = search_options
+        self.searcher = searcher
+        if vocab_list is not None and searcher is None:
+            self.bind_vocabulary(vocab_list, blank_index)
+
+    def bind_vocabulary(self, vocab_list, blank_index):
+        """Builds the N-best searcher for a CTC vocabulary (blank included)."""
+        if blank_index is None:
+            raise ValueError("ConfidenceSelector needs blank_index with vocab_list")
+        self.searcher = nbest_searcher(
+            vocab_list, blank_index, self.topk, self.beam_size, **self.search_options
+        )
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        if self.searcher is None:
+            raise ValueError(
+                "ConfidenceSelector has no vocabulary: call bind_vocabulary(vocab_list, "
+                "blank_index) first (EarlyExitASR and the sweep do it)"
+            )
+        return nbest_confidence(log_probs, lengths, self.searcher)
+
+    def decide(self, exit_index, measures, index):
+        return torch.as_tensor(measures) > self.threshold
+
+    def config(self):
+        config = {"threshold": self.threshold, "topk": self.topk}
+        if self.beam_size is not None:
+            config["beam_size"] = self.beam_size
+        return {**config, **self.search_options}
+
+
+class PatienceSelector(ExitSelector):
+    """Berrebbi et al. (2022): stops when ``patience`` successive exits give
+    the same transcript (``patience=1`` stops at the first exit).
+
+    Example
+    -------
+    >>> sel = PatienceSelector(2)
+    >>> sel.start([1, 2, 3])
+    0
+    >>> sel.decide(0, ["A", "B"], torch.tensor([0, 1])).tolist()
+    [False, False]
+    >>> sel.decide(1, ["A", "C"], torch.tensor([0, 1])).tolist()
+    [True, False]
+    """
+
+    measure_key = "transcript"
+    needs_transcripts = True
+    parameter = "patience"
+
+    def __init__(self, patience):
+        self.patience = check_integer(patience, "patience", low=1)
+        self._history = {}
+
+    def start(self, exit_layers):
+        self._history = {}
+        return 0
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        return transcripts
+
+    def decide(self, exit_index, measures, index):
+        stop = []
+        for utt, text in zip(index.tolist(), measures):
+            previous, run = self._history.get(utt, (None, 0))
+            run = run + 1 if text == previous else 1
+            self._history[utt] = (text, run)
+            stop.append(run >= self.patience)
+        return torch.tensor(stop, dtype=torch.bool)
+
+
+class AgreementSelector(ExitSelector):
+    """Berrebbi et al. (2022): stops when the character error rate between
+    the transcripts of two successive exits (the later one as reference) is at
+    most ``threshold`` (0 means identical transcripts).
+
+    Example
+    -------
+    >>> sel = AgreementSelector(0.25)
+    >>> sel.start([1, 2, 3])
+    0
+    >>> sel.decide(0, ["ABCD", "ABCD"], torch.tensor([0, 1])).tolist()
+    [False, False]
+    >>> sel.decide(1, ["ABCE", "WXYZ"], torch.tensor([0, 1])).tolist()
+    [True, False]
+    """
+
+    measure_key = "transcript"
+    needs_transcripts = True
+
+    def __init__(self, threshold):
+        self.threshold = check_number(threshold, "agreement threshold (CER)", low=0.0)
+        self._previous = {}
+
+    def start(self, exit_layers):
+        self._previous = {}
+        return 0
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        return transcripts
+
+    def decide(self, exit_index, measures, index):
+        stop = []
+        for utt, text in zip(index.tolist(), measures):
+            previous = self._previous.get(utt)
+            self._previous[utt] = text
+            stop.append(previous is not None and transcript_distance(text, previous) <= self.threshold)
+        return torch.tensor(stop, dtype=torch.bool)
+
+
+def oracle_exits(word_errors, exit_layers=None, penalty=0.0):
+    """Oracle exit of each utterance (needs the references): the lowest exit
+    that reaches the utterance's best error count. With ``penalty > 0`` each
+    utterance minimises ``errors + penalty * layer`` instead; sweeping the
+    penalty traces the lower convex hull of every achievable
+    (mean exit, WER) point, a lower bound for any selector's curve.
+
+    Arguments
+    ---------
+    word_errors : array-like
+        Word errors of each utterance at each exit, ``(utterances, exits)``.
+    exit_layers : list of int, optional
+        Cost of each exit (default: the exit index).
+    penalty : float
+        Errors one layer is worth.
+
+    Returns
+    -------
+    numpy.ndarray
+        Exit index of each utterance.
+
+    Example
+    -------
+    >>> errors = [[3, 1, 1], [0, 0, 0], [2, 2, 1]]
+    >>> oracle_exits(errors).tolist()
+    [1, 0, 2]
+    >>> oracle_exits(errors, [2, 4, 6], penalty=0.6).tolist()
+    [1, 0, 0]
+    """
+    errors = numpy.asarray(word_errors, dtype=float)
+    cost = numpy.arange(errors.shape[1]) if exit_layers is None else numpy.asarray(exit_layers)
+    penalty = check_number(penalty, "oracle penalty", low=0.0)
+    return numpy.argmin(errors + penalty * cost[None, :], axis=1)  # first minimum: lowest exit
+
+
+SELECTORS = {
+    "fixed": FixedExitSelector,
+    "budget": LayerBudgetSelector,
+    "entropy": EntropySelector,
+    "confidence": ConfidenceSelector,
+    "patience": PatienceSelector,
+    "agreement": AgreementSelector,
+}
+
+
+def make_selector(name, value, **options):
+    """Selector ``name`` (a key of :data:`SELECTORS`) with its parameter set to
+    ``value`` (threshold, exit index, layer budget or patience).
+
+    Example
+    -------
+    >>> make_selector("patience", 3.0)
+    PatienceSelector(patience=3)
+    >>> make_selector("entropy", float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: entropy threshold must be in [0.0, inf], got nan
+    """
+    if name not in SELECTORS:
+        raise ValueError(f"unknown selector {name!r}: choose one of {sorted(SELECTORS)}")
+    if value is None:
+        raise ValueError(f"selector {name!r} needs a value for its {SELECTORS[name].parameter}")
+    cls = SELECTORS[name]
+    return cls(**{cls.parameter: value}, **options)

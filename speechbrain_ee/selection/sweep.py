@@ -1,0 +1,320 @@
+"""Offline exit selection: decode every exit once, then replay each selector
+for many thresholds (cheap: no network, no beam search in the loop).
+
+The replay (:func:`simulate`) calls the very ``start``/``decide`` methods the
+online :func:`speechbrain_ee.inference.run_dynamic` calls, on measures
+cached by the selectors' own ``measure`` methods, so an offline operating
+point is what the online run would give.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Dict, List
+
+import numpy
+import torch
+
+from speechbrain_ee.selection.measures import edit_distance, transcript_distance
+from speechbrain_ee.selection.selectors import (
+    AgreementSelector,
+    ConfidenceSelector,
+    EntropySelector,
+    FixedExitSelector,
+    PatienceSelector,
+    oracle_exits,
+)
+
+
+@dataclass
+class ExitTable:
+    """One decoding pass over all exits of a test set.
+
+    Attributes
+    ----------
+    ids, references : list of str
+        Utterance ids and reference transcripts.
+    exit_layers : list of int
+        Layer of each exit.
+    hypotheses : list of list of str
+        ``hypotheses[utt][exit]``.
+    word_errors : list of list of int
+        Word edit distance to the reference, ``[utt][exit]``.
+    ref_words : list of int
+        Words in each reference.
+    measures : dict
+        Selector measure key (``"entropy"``, ``"confidence"``) ->
+        ``[utt][exit]`` values (None at the last exit, where nobody is asked).
+    """
+
+    ids: List[str]
+    references: List[str]
+    exit_layers: List[int]
+    hypotheses: List[List[str]]
+    word_errors: List[List[int]]
+    ref_words: List[int]
+    measures: Dict[str, list] = field(default_factory=dict)
+
+    @property
+    def num_exits(self):
+        return len(self.exit_layers)
+
+    def measure(self, key, exit_index, rows):
+        """Cached measure ``key`` of utterances ``rows`` at ``exit_index``."""
+        if key is None:
+            return None
+        if key == "transcript":
+            return [self.hypotheses[r][exit_index] for r in rows]
+        if key not in self.measures:
+            raise KeyError(f"the exit table has no {key!r} measure (decoded with {sorted(self.measures)})")
+        return torch.tensor([self.measures[key][r][exit_index] for r in rows], dtype=torch.float64)
+
+    def save(self, path):
+        """Writes the table as JSON."""
+        with open(path, "w") as handle:
+            json.dump(asdict(self), handle)
+
+    @classmethod
+    def load(cls, path):
+        """Reads a table written by :meth:`save`."""
+        with open(path) as handle:
+            return cls(**json.load(handle))
+
+
+def decode_exits(model, batches, decode_fn, measurers=()):
+    """Runs every exit once and collects what the selectors read.
+
+    Arguments
+    ---------
+    model : EarlyExitCTC
+        Or any model with ``exit_layers`` and ``forward(inputs, lengths)``
+        returning per-exit log-posteriors and output lengths.
+    batches : iterable
+        ``(ids, inputs, lengths, references)`` tuples.
+    decode_fn : callable
+        ``(log_probs, lengths) -> list of str``.
+    measurers : iterable of ExitSelector
+        Selectors whose :meth:`measure` is cached (one per measure key).
+
+    Returns
+    -------
+    ExitTable
+    """
+    exit_layers = list(model.exit_layers)
+    last = len(exit_layers) - 1
+    table = ExitTable([], [], exit_layers, [], [], [], {m.measure_key: [] for m in measurers})
+    with torch.no_grad():
+        for ids, inputs, lengths, references in batches:
+            log_probs, out_lens = model(inputs, lengths)
+            texts = [decode_fn(lp, out_lens) for lp in log_probs]
+            values = {
+                m.measure_key: [m.measure(lp, out_lens).tolist() for lp in log_probs[:last]]
+                for m in measurers
+            }
+            for row, (utt, ref) in enumerate(zip(ids, references)):
+                hyps = [texts[e][row] for e in range(len(exit_layers))]
+                table.ids.append(utt)
+                table.references.append(ref)
+                table.hypotheses.append(hyps)
+                table.word_errors.append([edit_distance(ref.split(), h.split()) for h in hyps])
+                table.ref_words.append(len(ref.split()))
+                for key, per_exit in values.items():
+                    table.measures[key].append([v[row] for v in per_exit] + [None])
+    return table
+
+
+def simulate(selector, table):
+    """Exit index each utterance of ``table`` gets from ``selector``, with the
+    online protocol (``start``, then ``decide`` on the remaining utterances)."""
+    first = selector.start(table.exit_layers)
+    last = table.num_exits - 1
+    exits = numpy.full(len(table.ids), last)
+    remaining = numpy.arange(len(table.ids))
+    for exit_index in range(first, last):
+        if remaining.size == 0:
+            break
+        measures = table.measure(selector.measure_key, exit_index, remaining)
+        stop = selector.decide(exit_index, measures, torch.as_tensor(remaining)).numpy()
+        exits[remaining[stop]] = exit_index
+        remaining = remaining[~stop]
+    return exits
+
+
+def operating_point(table, exits):
+    """WER (%) and mean exit of a per-utterance exit assignment.
+
+    Example
+    -------
+    >>> t = ExitTable(["a", "b"], ["X Y", "Z"], [2, 4], [["X", "X Y"], ["Z", "Z"]],
+    ...               [[1, 0], [0, 0]], [2, 1])
+    >>> operating_point(t, numpy.array([1, 0]))
+    {'mean_exit_layer': 3.0, 'mean_exit_index': 0.5, 'wer': 0.0, 'errors': 0}
+    """
+    exits = numpy.asarray(exits)
+    errors = numpy.asarray(table.word_errors)[numpy.arange(len(exits)), exits]
+    layers = numpy.asarray(table.exit_layers)[exits]
+    return {
+        "mean_exit_layer": float(layers.mean()),
+        "mean_exit_index": float(exits.mean()),
+        "wer": 100.0 * float(errors.sum()) / max(1, sum(table.ref_words)),
+        "errors": int(errors.sum()),
+    }
+
+
+def subsample(values, max_points):
+    """At most ``max_points`` of the sorted unique ``values``, evenly spread, ends kept.
+
+    Example
+    -------
+    >>> subsample([5, 1, 2, 3, 4, 4], 3).tolist()
+    [1.0, 3.0, 5.0]
+    """
+    values = numpy.unique(numpy.asarray(values, dtype=float))
+    if values.size <= max_points:
+        return values
+    return numpy.unique(values[numpy.linspace(0, values.size - 1, max_points).round().astype(int)])
+
+
+def threshold_grid(values, max_points=100, low=0.0, high=numpy.inf):
+    """Thresholds that separate the observed ``values``: one below all, the
+    midpoints between neighbours, one above all (clipped to ``[low, high]``).
+
+    Example
+    -------
+    >>> threshold_grid([0.2, 0.1, 0.1, 0.4]).tolist()
+    [0.0, 0.15000000000000002, 0.30000000000000004, 0.55]
+    """
+    values = numpy.unique(numpy.asarray([v for v in values if v is not None], dtype=float))
+    values = subsample(values[numpy.isfinite(values)], max_points)
+    if values.size == 0:
+        return numpy.array([low])
+    step = (values[-1] - values[0]) / max(1, values.size - 1) or max(abs(values[0]), 1e-6)
+    grid = numpy.concatenate([[values[0] - step], (values[1:] + values[:-1]) / 2, [values[-1] + step]])
+    return numpy.unique(numpy.clip(grid, low, high))
+
+
+def successive_distances(table):
+    """Character distances between the transcripts of successive exits."""
+    return [
+        transcript_distance(hyps[e], hyps[e - 1])
+        for hyps in table.hypotheses
+        for e in range(1, table.num_exits - 1)
+    ]
+
+
+def oracle_penalties(table, max_points=200):
+    """Penalties at which some utterance's penalised oracle exit changes,
+    as a grid between them (:func:`oracle_exits`)."""
+    breaks = set()
+    layers = table.exit_layers
+    for errors in table.word_errors:
+        for i in range(len(layers)):
+            for j in range(i + 1, len(layers)):
+                if errors[i] > errors[j]:
+                    breaks.add((errors[i] - errors[j]) / (layers[j] - layers[i]))
+    return threshold_grid(sorted(breaks), max_points=max_points)
+
+
+def selector_grids(table, topk=None, max_points=100):
+    """``{name: [selector, ...]}`` to sweep on ``table`` (a confidence sweep
+    needs the table's ``"confidence"`` measure and its ``topk``)."""
+    last = table.num_exits - 1
+
+    def cached(key):
+        return [v for row in table.measures.get(key, []) for v in row[:last]]
+
+    grids = {
+        "fixed": [FixedExitSelector(e) for e in range(table.num_exits)],
+        "entropy": [EntropySelector(t) for t in threshold_grid(cached("entropy"), max_points)],
+        "patience": [PatienceSelector(p) for p in range(1, table.num_exits + 1)],
+        "agreement": [AgreementSelector(t) for t in
+                      subsample(successive_distances(table) + [0.0], max_points)],
+    }
+    if "confidence" in table.measures:
+        grids["confidence"] = [
+            ConfidenceSelector(t, topk=topk or 1)
+            for t in threshold_grid(cached("confidence"), max_points, high=1.0)
+        ]
+    if "entropy" not in table.measures:
+        del grids["entropy"]
+    return grids
+
+
+def sweep(table, topk=None, max_points=100):
+    """Operating points of every selector of :func:`selector_grids` plus the
+    oracle curve: a list of dicts with ``selector``, ``parameter``,
+    ``mean_exit_layer``, ``mean_exit_index``, ``wer``, ``errors``."""
+    rows = []
+    for name, selectors in selector_grids(table, topk, max_points).items():
+        for selector in selectors:
+            point = operating_point(table, simulate(selector, table))
+            rows.append({"selector": name, "parameter": getattr(selector, selector.parameter), **point})
+    for penalty in oracle_penalties(table):
+        exits = oracle_exits(table.word_errors, table.exit_layers, penalty)
+        rows.append({"selector": "oracle", "parameter": float(penalty), **operating_point(table, exits)})
+    return rows
+
+
+def summarize(table, rows, tolerance=0.5):
+    """Per selector, the lowest mean exit whose WER stays within
+    ``tolerance`` (absolute %) of the top exit (``mean_exit_at_top_plus_0p5``
+    for the default tolerance), with the parameter that gives it."""
+    exits = numpy.arange(table.num_exits)
+    per_exit = [operating_point(table, numpy.full(len(table.ids), e)) for e in exits]
+    top_wer = per_exit[-1]["wer"]
+    key = "mean_exit_at_top_plus_" + f"{tolerance:g}".replace(".", "p")
+    selectors = {}
+    for name in dict.fromkeys(r["selector"] for r in rows):
+        within = [r for r in rows if r["selector"] == name and r["wer"] <= top_wer + tolerance + 1e-9]
+        best = min(within, key=lambda r: (r["mean_exit_layer"], r["wer"])) if within else None
+        selectors[name] = {
+            key: best and best["mean_exit_layer"],
+            key.replace("mean_exit", "mean_exit_index"): best and best["mean_exit_index"],
+            "parameter": best and best["parameter"],
+            "wer": best and best["wer"],
+        }
+    return {
+        "utterances": len(table.ids),
+        "exit_layers": table.exit_layers,
+        "wer_per_exit": [p["wer"] for p in per_exit],
+        "top_exit_wer": top_wer,
+        "tolerance_wer_abs": tolerance,
+        "mean_exit_unit": "encoder layers computed (mean_exit_index_*: 0-based exit index)",
+        "oracle": operating_point(table, oracle_exits(table.word_errors)),
+        "selectors": selectors,
+    }
+
+
+def manifest_batches(asr, csv_path, batch_size=16):
+    """``(ids, inputs, lengths, references)`` batches of a manifest for
+    :func:`decode_exits`, through an :class:`~speechbrain_ee.inference.EarlyExitASR`."""
+    from speechbrain.dataio.dataloader import make_dataloader
+
+    from speechbrain_ee.data.pipelines import load_dataset
+
+    dataset = load_dataset(
+        csv_path, asr.hparams.tokenizer, sample_rate=asr.hparams.sample_rate,
+        min_samples=getattr(asr.hparams, "min_audio_samples", 1), sorting="ascending",
+    )
+    for batch in make_dataloader(dataset, batch_size=batch_size):
+        wavs, wav_lens = batch.sig
+        inputs, lengths = asr.encode_inputs(wavs, wav_lens)
+        yield batch.id, inputs, lengths, batch.wrd
+
+
+def decode_manifest(asr, csv_path, batch_size=16, measure_keys=("entropy", "confidence"), topk=10,
+                    progress=False):
+    """:func:`decode_exits` over a manifest with an ``EarlyExitASR``: its
+    decoder gives the transcripts; ``measure_keys`` picks the cached measures
+    (``"confidence"`` runs an N-best search of size ``topk`` at every exit)."""
+    prototypes = {"entropy": lambda: EntropySelector(0.0),
+                  "confidence": lambda: ConfidenceSelector(0.5, topk=topk)}
+    unknown = set(measure_keys) - set(prototypes)
+    if unknown:
+        raise ValueError(f"unknown measure(s) {sorted(unknown)}: choose from {sorted(prototypes)}")
+    measurers = [asr.prepare_selector(prototypes[k]()) for k in measure_keys]
+    batches = manifest_batches(asr, csv_path, batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        batches = tqdm(batches, unit="batch")
+    return decode_exits(asr.model, batches, asr.decoder, measurers)
