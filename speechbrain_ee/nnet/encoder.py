@@ -24,22 +24,29 @@ from speechbrain.lobes.models.transformer.Conformer import (
 from speechbrain.lobes.models.transformer.Transformer import RelPosEncXL
 from speechbrain.nnet.activations import Swish
 
+from speechbrain_ee.nnet.attention import FastRelPosMHAXL
+from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
 from speechbrain_ee.nnet.frontend import length_mask
 
 
 class MaskedConvolutionModule(ConvolutionModule):
     """Conformer convolution module that zeroes padded frames *before* the
     depthwise convolution, so that padding never leaks into real frames
-    (SpeechBrain only masks its output)."""
+    (SpeechBrain only masks its output). Same parameters as SpeechBrain's
+    module, computed in the (batch, time, channels) layout throughout (the
+    1x1 bottleneck convolution as a linear layer, the depthwise one with
+    :func:`depthwise_conv1d`), which saves the layout copies on CPU."""
 
     def forward(self, x, mask=None, dynchunktrain_config=None):
         """``x``: (batch, time, channels); ``mask``: (batch, time, 1), True on padding."""
         if dynchunktrain_config is not None:
             return super().forward(x, mask, dynchunktrain_config)
-        out = self.bottleneck(self.layer_norm(x).transpose(1, 2))
+        pointwise = self.bottleneck[0]
+        out = torch.nn.functional.linear(self.layer_norm(x), pointwise.weight.squeeze(-1), pointwise.bias)
+        out = torch.nn.functional.glu(out, dim=-1)
         if mask is not None:
-            out = out.masked_fill(mask.transpose(1, 2), 0.0)
-        out = self.conv(out)
+            out = out.masked_fill(mask, 0.0)
+        out = depthwise_conv1d(self.conv, out.transpose(1, 2))
         if self.causal:
             out = out[..., : -self.padding]
         out = self.after_conv(out.transpose(1, 2))
@@ -49,7 +56,8 @@ class MaskedConvolutionModule(ConvolutionModule):
 
 
 class EarlyExitConformerLayer(ConformerEncoderLayer):
-    """SpeechBrain's Conformer layer with :class:`MaskedConvolutionModule`."""
+    """SpeechBrain's Conformer layer with :class:`MaskedConvolutionModule` and,
+    for RelPosMHAXL, the faster :class:`FastRelPosMHAXL` (same parameters)."""
 
     def __init__(self, d_model, d_ffn, nhead, kernel_size=31, activation=Swish, bias=True,
                  dropout=0.0, causal=False, attention_type="RelPosMHAXL"):
@@ -59,6 +67,8 @@ class EarlyExitConformerLayer(ConformerEncoderLayer):
         self.convolution_module = MaskedConvolutionModule(
             d_model, kernel_size, bias, activation, dropout, causal=causal
         )
+        if attention_type == "RelPosMHAXL":
+            self.mha_layer = FastRelPosMHAXL.from_relpos(self.mha_layer)
 
 
 @dataclass
@@ -75,20 +85,26 @@ class EncoderState:
         Number of Conformer layers computed so far.
     index : torch.Tensor
         Position of each remaining utterance in the original batch.
+    pos_embs : torch.Tensor, optional
+        Relative positional embeddings for ``hidden``'s length, kept from one
+        ``advance`` to the next (None: not computed yet).
     """
 
     hidden: torch.Tensor
     lengths: torch.Tensor
     depth: int
     index: torch.Tensor
+    pos_embs: Optional[torch.Tensor] = None
 
     def select(self, keep):
         """Keeps the utterances where ``keep`` is True and trims the padding
         to the longest one left."""
         lengths = self.lengths[keep]
         max_len = int(lengths.max()) if lengths.numel() else 0
+        pos_embs = self.pos_embs if max_len == self.hidden.shape[1] else None
         return replace(
-            self, hidden=self.hidden[keep, :max_len], lengths=lengths, index=self.index[keep]
+            self, hidden=self.hidden[keep, :max_len], lengths=lengths, index=self.index[keep],
+            pos_embs=pos_embs,
         )
 
     @property
@@ -184,13 +200,14 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         target = self.exit_layers[exit_index]
         if target < state.depth:
             raise ValueError(f"exit {exit_index} (layer {target}) is below the current depth {state.depth}")
-        hidden = state.hidden
+        hidden, pos_embs = state.hidden, state.pos_embs
         if target > state.depth and hidden.shape[0] > 0:
             padding_mask = state.padding_mask
-            pos_embs = self.positional_encoding(hidden) if self.positional_encoding is not None else None
+            if pos_embs is None and self.positional_encoding is not None:
+                pos_embs = self.positional_encoding(hidden)  # once per run (and length)
             for layer in self.layers[state.depth:target]:
                 hidden, _ = layer(hidden, src_key_padding_mask=padding_mask, pos_embs=pos_embs)
-        state = replace(state, hidden=hidden, depth=target)
+        state = replace(state, hidden=hidden, depth=target, pos_embs=pos_embs)
         return state, self.exit_norms[exit_index](hidden)
 
     def forward(self, feats, lengths, max_exit: Optional[int] = None) -> List[torch.Tensor]:

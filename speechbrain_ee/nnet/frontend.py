@@ -12,7 +12,8 @@ import math
 
 import torch
 from speechbrain.lobes.models.convolution import ConvolutionFrontEnd
-from speechbrain.nnet.CNN import Conv2d
+
+from speechbrain_ee.nnet.fast_conv import ChannelsLastConv2d
 
 
 def length_mask(lengths, max_len):
@@ -95,7 +96,8 @@ class MaskedConvFrontEnd(torch.nn.Module):
             residuals=[False] * len(out_channels),
             # zero padding (SpeechBrain's default is reflection): an utterance
             # then sees the same borders alone and in a batch
-            conv_module=functools.partial(Conv2d, padding_mode="constant"),
+            # (ChannelsLastConv2d: SpeechBrain's Conv2d, computed without layout copies)
+            conv_module=functools.partial(ChannelsLastConv2d, padding_mode="constant"),
             dropout=dropout,
         )
         freq = input_size
@@ -113,8 +115,9 @@ class MaskedConvFrontEnd(torch.nn.Module):
         """Returns ``(batch, time', output_size)`` features and their frame counts."""
         x = feats
         for block in self.cnn.children():
-            mask = length_mask(lengths, x.shape[1])
-            x = x * mask.view(mask.shape + (1,) * (x.dim() - 2))
+            if bool((lengths < x.shape[1]).any()):  # else nothing to mask
+                mask = length_mask(lengths, x.shape[1])
+                x = x * mask.view(mask.shape + (1,) * (x.dim() - 2))
             x = block(x)
             lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
         return x.flatten(start_dim=2), lengths

@@ -1,0 +1,102 @@
+"""Turns a finished recipe run into a ``results/*.json`` record.
+
+    python -m speechbrain_ee.summarize --exp recipes/AN4/results/conformer_ctc_ee/2024 \\
+        --out results/an4_conformer_ctc_ee.json --command "cd recipes/AN4 && python train.py ..."
+
+The per-exit WER/CER come from the ``exit_summary_<test>.json`` the brain wrote
+at test time; the wall time is read from the run's ``log.txt`` (from the first
+epoch to the end of the test, summed over resumed segments, so time spent
+between a stop and its resume is not counted); the parameter count from the
+experiment's saved ``hyperparams.yaml``.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+
+import torch
+from hyperpyyaml import load_hyperpyyaml
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*)$")
+
+
+def machine_info():
+    """CPU model, core count, torch version and thread count of this machine."""
+    cpu = platform.machine()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as handle:
+            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
+        if names:
+            cpu = names[0]
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+
+
+def training_wall_seconds(log_path):
+    """Seconds of training+test in a SpeechBrain ``log.txt``: each segment runs
+    from "Beginning experiment!" to its last log line; segments are summed."""
+    segments, start, last = [], None, None
+    with open(log_path, errors="replace") as handle:
+        for line in handle:
+            match = _STAMP.match(line.strip())
+            if not match:
+                continue
+            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
+            if "Beginning experiment!" in match[3]:
+                if start is not None:
+                    segments.append((start, last))
+                start = stamp
+            last = stamp
+    if start is not None:
+        segments.append((start, last))
+    return sum((end - begin).total_seconds() for begin, end in segments), len(segments)
+
+
+def count_parameters(exp_folder):
+    """Parameters of the ``model`` in the experiment's saved hyperparams."""
+    with open(os.path.join(exp_folder, "hyperparams.yaml")) as handle:
+        hparams = load_hyperpyyaml(handle)
+    return sum(p.numel() for p in hparams["model"].parameters())
+
+
+def summarize(exp_folder, command, test_name="test", notes=None):
+    """The results record of one run (see the module docstring)."""
+    with open(os.path.join(exp_folder, f"exit_summary_{test_name}.json")) as handle:
+        summary = json.load(handle)
+    wall, segments = training_wall_seconds(os.path.join(exp_folder, "log.txt"))
+    record = {
+        "exit_layers": summary["exit_layers"],
+        "wer": summary["wer"],
+        "cer": summary["cer"],
+        "test_set": test_name,
+        "command": command,
+        "wall_s": round(wall),
+        "run_segments": segments,
+        "params": count_parameters(exp_folder),
+        "machine": machine_info(),
+    }
+    if notes:
+        record["notes"] = notes
+    return record
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--exp", required=True, help="the recipe's output folder")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--command", required=True, help="the command(s) that produced the run")
+    parser.add_argument("--test-name", default="test")
+    parser.add_argument("--notes", default=None)
+    args = parser.parse_args(argv)
+    record = summarize(args.exp, args.command, args.test_name, args.notes)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as handle:
+        json.dump(record, handle, indent=2)
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Smoke test of benchmarks/exit_latency.py on the small Conformer (seconds)."""
+
+import importlib.util
+import json
+import pathlib
+
+import pytest
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("exit_latency", REPO_ROOT / "benchmarks" / "exit_latency.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_writes_consistent_json(tmp_path):
+    out = tmp_path / "latency.json"
+    result = load_benchmark().main([
+        "--hparams", str(REPO_ROOT / "hparams" / "conformer_ctc_small.yaml"), "--output-neurons", "31",
+        "--reps", "2", "--warmup", "0", "--seconds", "1.5", "--json-out", str(out),
+    ])
+    assert json.loads(out.read_text()) == result
+    medians = result["median_ms_by_exit"]
+    assert len(result["ratio_by_exit"]) == len(result["exit_layers"]) == len(medians) == 6
+    assert result["ratio_by_exit"][-1] == 1.0
+    assert result["ratio_by_exit"][0] == pytest.approx(medians[0] / medians[-1], abs=1e-3)
+    dynamic = result["dynamic"]
+    assert dynamic["exit"] == 2, "the sharpened heads make the middle exit reachable"
+    assert result["dynamic_overhead"] == pytest.approx(
+        dynamic["median_ms_dynamic"] / dynamic["median_ms_fixed_exit"], abs=1e-2)
+    stacks = result["encoder_stack_median_ms"]
+    assert result["full_vs_torchaudio_conformer"] == pytest.approx(
+        stacks["ours"] / stacks["torchaudio_conformer"], abs=1e-2)
+    assert result["machine"]["torch_threads"] == 1 and result["threads"] == 1
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(SystemExit):
+        load_benchmark().parse_args(["--reps", "0"])
