@@ -49,7 +49,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.lobes.models.transformer.Conformer import ConformerEncoder
 from speechbrain.nnet.attention import RelPosEncXL
 
-from speechbrain_ee.demo import machine_info
+from speechbrain_ee.summarize import machine_info
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference import run_dynamic
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL

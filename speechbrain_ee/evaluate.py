@@ -23,6 +23,7 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.data.pipelines import load_dataset
+from speechbrain_ee.plotting import format_exit_table
 
 logger = logging.getLogger(__name__)
 
@@ -49,21 +50,6 @@ def load_model_dir(model_dir):
     pretrainer.collect_files()
     pretrainer.load_collected()
     return hparams
-
-
-def format_exit_table(exit_layers, wer, cer):
-    """Text table, one row per exit (the paper's Table 2 layout).
-
-    Example
-    -------
-    >>> print(format_exit_table([6, 12], [10.0, 8.5], [5.0, 4.25]))
-    exit layer   WER %   CER %
-             6   10.00    5.00
-            12    8.50    4.25
-    """
-    lines = ["exit layer   WER %   CER %"]
-    lines += [f"{layer:10d} {w:7.2f} {c:7.2f}" for layer, w, c in zip(exit_layers, wer, cer)]
-    return "\n".join(lines)
 
 
 def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None):

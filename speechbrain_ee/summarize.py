@@ -24,14 +24,23 @@ _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*
 
 
 def machine_info():
-    """CPU model, core count, torch version and thread count of this machine."""
-    cpu = platform.machine()
+    """CPU, threads and library versions of this machine (recorded with every result)."""
+    import speechbrain
+
+    cpu = platform.processor() or platform.machine()
     if os.path.isfile("/proc/cpuinfo"):
         with open("/proc/cpuinfo") as handle:
             names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        if names:
-            cpu = names[0]
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {platform.system()}"
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "speechbrain": speechbrain.__version__,
+    }
 
 
 def training_wall_seconds(log_path):

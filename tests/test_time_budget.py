@@ -22,6 +22,17 @@ def test_stops_before_an_epoch_that_would_not_fit(monkeypatch):
     assert counter.stopped_for_time and counter.longest_epoch_s == 30
 
 
+def test_slow_first_epoch_is_not_the_estimate(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=10, budget_s=100)
+    epochs = []
+    for epoch in counter:
+        epochs.append(epoch)
+        clock.now += 40 if epoch == 1 else 15  # 40 + 15 x 4 = 100
+    assert epochs == [1, 2, 3, 4, 5] and counter.longest_epoch_s == 15
+
+
 def test_without_budget_runs_all_epochs(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "time", clock)

@@ -5,7 +5,6 @@ import logging
 import os
 
 import speechbrain as sb
-import torch
 
 from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
 from speechbrain_ee.losses import early_exit_ctc_loss

@@ -4,7 +4,6 @@ Eq. 5), N-best confidence (Eq. 6) and the edit distance between transcripts
 these functions, so each measure exists once.
 """
 
-import math
 
 import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher

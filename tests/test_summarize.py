@@ -1,0 +1,20 @@
+from speechbrain_ee.summarize import machine_info, training_wall_seconds
+
+
+def test_wall_time_sums_resumed_segments(tmp_path):
+    log = tmp_path / "log.txt"
+    log.write_text(
+        "2026-11-22 03:00:00,001 - speechbrain.core - INFO - Beginning experiment!\n"
+        "2026-11-22 03:10:00,001 - speechbrain.utils.epoch_loop - INFO - Going into epoch 2\n"
+        "a traceback line without a stamp\n"
+        "2026-11-22 04:00:00,001 - speechbrain.core - INFO - Beginning experiment!\n"
+        "2026-11-22 04:05:30,001 - speechbrain.utils.train_logger - INFO - Epoch loaded: 2\n"
+    )
+    wall, segments = training_wall_seconds(str(log))
+    assert segments == 2
+    assert wall == 600 + 330  # the gap between the stop and the resume is not counted
+
+
+def test_machine_info_fields():
+    info = machine_info()
+    assert info["cpu_count"] >= 1 and info["torch"] and info["speechbrain"]
