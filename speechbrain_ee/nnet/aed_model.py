@@ -9,6 +9,7 @@ from speechbrain.lobes.models.transformer.Transformer import (
     get_lookahead_mask,
 )
 
+from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.frontend import length_mask
 
 
@@ -101,7 +102,7 @@ class SearcherLinear(torch.nn.Module):
         return self.w(x)
 
 
-class EarlyExitAED(torch.nn.Module):
+class EarlyExitAED(EarlyExitCTC):
     """Multi-exit Conformer encoder with, at every exit, a CTC head, a
     separate Transformer decoder and its CE (sequence) head.
 
@@ -141,49 +142,22 @@ class EarlyExitAED(torch.nn.Module):
     """
 
     def __init__(self, encoder, ctc_heads, decoders, ce_heads):
-        super().__init__()
-        for name, count in (("CTC heads", ctc_heads.num_exits), ("decoders", len(decoders)),
-                            ("CE heads", ce_heads.num_exits)):
+        super().__init__(encoder, ctc_heads)  # CTC side: exits, start/step/forward
+        for name, count in (("decoders", len(decoders)), ("CE heads", ce_heads.num_exits)):
             if count != encoder.num_exits:
                 raise ValueError(f"{count} {name} for {encoder.num_exits} encoder exits")
-        self.encoder = encoder
-        self.ctc_heads = ctc_heads
         self.decoders = torch.nn.ModuleList(decoders)
         self.ce_heads = ce_heads
 
     @property
-    def exit_layers(self):
-        """Layer (1-based) after which each exit sits."""
-        return self.encoder.exit_layers
-
-    @property
-    def num_exits(self):
-        """Number of exits."""
-        return self.encoder.num_exits
-
-    def check_exit(self, exit_index):
-        """Raises a clear error when ``exit_index`` is not an exit."""
-        self.encoder.check_exit(exit_index)
-
-    def start(self, feats, lengths):
-        """Front-end only; see :meth:`EarlyExitConformerEncoder.start`."""
-        return self.encoder.start(feats, lengths)
-
-    def step(self, state, exit_index):
-        """Runs up to exit ``exit_index``; returns ``(state, ctc_log_probs)``."""
-        state, out = self.encoder.advance(state, exit_index)
-        return state, self.ctc_heads(exit_index, out)
+    def ctc_heads(self):
+        """The CTC exit heads (``heads`` of :class:`EarlyExitCTC`)."""
+        return self.heads
 
     def exit_output(self, state, exit_index):
         """Encoder states of exit ``exit_index`` (computing the missing layers
         if ``state`` is below it): what that exit's decoder attends to."""
         return self.encoder.advance(state, exit_index)[1]
-
-    def forward(self, feats, lengths, max_exit=None):
-        """CTC log-posteriors of every exit up to ``max_exit`` and the output
-        frame counts (the :class:`EarlyExitCTC` interface)."""
-        outputs, out_lengths = self.encoder(feats, lengths, max_exit)
-        return [self.ctc_heads(i, out) for i, out in enumerate(outputs)], out_lengths
 
     def forward_joint(self, feats, lengths, tokens_bos, max_exit=None, return_states=False):
         """Teacher-forced training pass.
