@@ -4,6 +4,7 @@ Eq. 5), N-best confidence (Eq. 6) and the edit distance between transcripts
 these functions, so each measure exists once.
 """
 
+import math  # noqa: F401  (used by the doctests)
 
 import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
