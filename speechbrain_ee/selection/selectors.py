@@ -256,7 +256,35 @@ class ConfidenceSelector(ExitSelector):
         return {**config, **self.search_options}
 
 
-class PatienceSelector(ExitSelector):
+class _TranscriptHistorySelector(ExitSelector):
+    """Selectors that compare an utterance's transcript with its earlier exits.
+    The history is keyed on the original batch index, so it follows batch
+    compaction; subclasses say, from the previous entry, whether to stop."""
+
+    measure_key = "transcript"
+    needs_transcripts = True
+
+    def start(self, exit_layers):
+        self._history = {}
+        return 0
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        return transcripts
+
+    def decide(self, exit_index, measures, index):
+        stop = []
+        for utt, text in zip(index.tolist(), measures):
+            entry, done = self._update(self._history.get(utt), text)
+            self._history[utt] = entry
+            stop.append(done)
+        return torch.tensor(stop, dtype=torch.bool)
+
+    def _update(self, previous, text):
+        """``(new history entry, stop?)`` from the previous entry (None at first)."""
+        raise NotImplementedError
+
+
+class PatienceSelector(_TranscriptHistorySelector):
     """Berrebbi et al. (2022): stops when ``patience`` successive exits give
     the same transcript (``patience=1`` stops at the first exit).
 
@@ -271,32 +299,19 @@ class PatienceSelector(ExitSelector):
     [True, False]
     """
 
-    measure_key = "transcript"
-    needs_transcripts = True
     parameter = "patience"
 
     def __init__(self, patience):
         self.patience = check_integer(patience, "patience", low=1)
         self._history = {}
 
-    def start(self, exit_layers):
-        self._history = {}
-        return 0
-
-    def measure(self, log_probs, lengths, transcripts=None):
-        return transcripts
-
-    def decide(self, exit_index, measures, index):
-        stop = []
-        for utt, text in zip(index.tolist(), measures):
-            previous, run = self._history.get(utt, (None, 0))
-            run = run + 1 if text == previous else 1
-            self._history[utt] = (text, run)
-            stop.append(run >= self.patience)
-        return torch.tensor(stop, dtype=torch.bool)
+    def _update(self, previous, text):
+        last, run = previous or (None, 0)
+        run = run + 1 if text == last else 1
+        return (text, run), run >= self.patience
 
 
-class AgreementSelector(ExitSelector):
+class AgreementSelector(_TranscriptHistorySelector):
     """Berrebbi et al. (2022): stops when the character error rate between
     the transcripts of two successive exits (the later one as reference) is at
     most ``threshold`` (0 means identical transcripts).
@@ -312,27 +327,12 @@ class AgreementSelector(ExitSelector):
     [True, False]
     """
 
-    measure_key = "transcript"
-    needs_transcripts = True
-
     def __init__(self, threshold):
         self.threshold = check_number(threshold, "agreement threshold (CER)", low=0.0)
-        self._previous = {}
+        self._history = {}
 
-    def start(self, exit_layers):
-        self._previous = {}
-        return 0
-
-    def measure(self, log_probs, lengths, transcripts=None):
-        return transcripts
-
-    def decide(self, exit_index, measures, index):
-        stop = []
-        for utt, text in zip(index.tolist(), measures):
-            previous = self._previous.get(utt)
-            self._previous[utt] = text
-            stop.append(previous is not None and transcript_distance(text, previous) <= self.threshold)
-        return torch.tensor(stop, dtype=torch.bool)
+    def _update(self, previous, text):
+        return text, previous is not None and transcript_distance(text, previous) <= self.threshold
 
 
 def oracle_exits(word_errors, exit_layers=None, penalty=0.0):
