@@ -19,7 +19,6 @@ The last line printed is the JSON result.
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -29,6 +28,7 @@ import time
 import torch
 
 from speechbrain_ee.nnet.wav2vec2 import EarlyExitWav2Vec2, save_random_wav2vec2
+from speechbrain_ee.summarize import machine_info
 
 
 def parse_args(argv=None):
@@ -45,18 +45,6 @@ def parse_args(argv=None):
     if args.threads < 1 or args.reps < 1 or args.warmup < 0 or args.seconds <= 0:
         parser.error("--threads and --reps must be >= 1, --warmup >= 0, --seconds > 0")
     return args
-
-
-def cpu_name():
-    """CPU model from /proc/cpuinfo (Linux), else ``platform.processor()``."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 @torch.inference_mode()
@@ -127,10 +115,7 @@ def main(argv=None):
         "warmup": args.warmup,
         **summarize(timings, model.exit_layers),
         "command": " ".join(["python", "benchmarks/exit_latency_wav2vec2.py", *(argv if argv is not None else sys.argv[1:])]),
-        "machine": {
-            "cpu": cpu_name(), "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version(), "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
