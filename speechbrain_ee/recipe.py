@@ -154,9 +154,11 @@ def export_pretrained(hparams, folder, model_yaml):
     )
     with open(model_yaml) as handle:
         arch_keys = [k for k, v in _plain_yaml(handle).items() if not isinstance(v, dict)]
+    plain = (int, float, str, bool)
     overrides = {
         k: hparams[k] for k in arch_keys
-        if k in hparams and isinstance(hparams[k], (int, float, str, bool, list))
+        if k in hparams and (isinstance(hparams[k], plain) or (
+            isinstance(hparams[k], list) and all(isinstance(v, plain) for v in hparams[k])))
     }
     overrides["exit_layers"] = list(hparams["model"].exit_layers)
     overrides["output_neurons"] = hparams["vocab_size"] + 1
@@ -179,9 +181,41 @@ def export_pretrained(hparams, folder, model_yaml):
             line for line in text.splitlines(keepends=True)
             if not line.strip().startswith(("normalize:", "compute_features:"))
         )
+    if hasattr(hparams["model"], "searcher_modules"):  # attention decoders: how to search
+        text += attention_search_yaml(hparams)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
     logger.info("exported the model for inference to %s", folder)
+
+
+def attention_search_yaml(hparams):
+    """The inference ``searcher`` (the recipe's ``test_search`` partial of
+    ``S2STransformerBeamSearcher``), ``eos_index`` and the decoding
+    ``ctc_weight`` of an attention model, as hyperparams text.
+
+    Example
+    -------
+    >>> from functools import partial
+    >>> from speechbrain.decoders.seq2seq import S2STransformerBeamSearcher
+    >>> hp = {"test_search": partial(S2STransformerBeamSearcher, bos_index=1, eos_index=2, beam_size=4),
+    ...       "bos_index": 1, "eos_index": 2, "ctc_weight_decode": 0.4}
+    >>> print(attention_search_yaml(hp))  # doctest: +NORMALIZE_WHITESPACE
+    <BLANKLINE>
+    bos_index: 1
+    eos_index: 2
+    ctc_weight: 0.4
+    searcher: !name:speechbrain.decoders.seq2seq.S2STransformerBeamSearcher
+        bos_index: 1
+        eos_index: 2
+        beam_size: 4
+    """
+    search = hparams["test_search"]
+    options = "".join(f"\n    {k}: {v!r}" for k, v in search.keywords.items())
+    return (
+        f"\nbos_index: {hparams['bos_index']}\neos_index: {hparams['eos_index']}\n"
+        f"ctc_weight: {hparams['ctc_weight_decode']}\n"
+        f"searcher: !name:{search.func.__module__}.{search.func.__qualname__}{options}\n"
+    )
 
 
 def _plain_yaml(handle):

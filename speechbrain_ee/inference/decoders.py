@@ -1,7 +1,11 @@
 """Exit posteriors -> text, as the ``decode_fn`` of dynamic inference and of the sweep."""
 
+from functools import partial
+
+import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
+from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher, nbest_transcripts
 from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
 
 
@@ -19,7 +23,6 @@ class CTCTextDecoder:
 
     Example
     -------
-    >>> import torch
     >>> class Chars:  # a stand-in for a SentencePiece processor
     ...     def get_piece_size(self): return 2
     ...     def id_to_piece(self, i): return "▁ab"[i + 1]
@@ -60,3 +63,116 @@ class CTCTextDecoder:
 
     def __repr__(self):
         return "greedy CTC" if self.searcher is None else f"CTC prefix beam search (beam {self.beam_size})"
+
+
+class AttentionTextDecoder:
+    """Exit states -> text with that exit's own attention decoder: SpeechBrain's
+    ``S2STransformerBeamSearcher`` with the exit's CTC head as ``CTCScorer``
+    (joint CTC/attention decoding) and an optional LM (shallow fusion).
+
+    Called like :class:`CTCTextDecoder` plus the exit's normalised encoder
+    states (``exit_output``) and its index: the dynamic inference and the
+    sweep pass them because ``needs_exit_output`` is true. Only the decoder of
+    the exit an utterance leaves at runs for it.
+
+    Arguments
+    ---------
+    model : EarlyExitAED
+        The model (its ``searcher_modules`` and ``ctc_linear``).
+    tokenizer : sentencepiece.SentencePieceProcessor
+        The model's tokenizer (BOS/EOS are control pieces).
+    searcher_factory : callable
+        Partial of ``S2STransformerBeamSearcher`` (``bos_index``,
+        ``eos_index``, ``beam_size``, decode ratios...).
+    blank_index, eos_index : int
+        CTC blank and end of sentence.
+    ctc_weight : float
+        Weight of the CTC prefix score in the joint search.
+    lm_scorer : speechbrain.decoders.scorer.TransformerLMScorer, optional
+        Language model for shallow fusion, with ``lm_weight``.
+    lm_weight : float
+        Its weight.
+
+    Example
+    -------
+    >>> from speechbrain.decoders.seq2seq import S2STransformerBeamSearcher
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, ExitHeads, MaskedConvFrontEnd
+    >>> from speechbrain_ee.nnet.aed_model import EarlyExitAED, ExitDecoder
+    >>> class Tok:  # a stand-in for a SentencePiece processor with BOS 1 / EOS 2
+    ...     def get_piece_size(self): return 7
+    ...     def decode_ids(self, ids): return " ".join("xyzabcd"[i] for i in ids)
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4,)), d_model=16,
+    ...     nhead=2, d_ffn=32, num_layers=2, exit_layers=[1, 2])
+    >>> model = EarlyExitAED(enc, ExitHeads(16, 8, 2), [ExitDecoder(8, 16, 2, 32, 1) for _ in range(2)],
+    ...                      ExitHeads(16, 8, 2)).eval()
+    >>> factory = partial(S2STransformerBeamSearcher, bos_index=1, eos_index=2, beam_size=3,
+    ...     min_decode_ratio=0.0, max_decode_ratio=1.0, using_eos_threshold=False)
+    >>> decoder = AttentionTextDecoder(model, Tok(), factory, blank_index=7, eos_index=2)
+    >>> state, log_probs = model.step(model.start(torch.rand(2, 24, 20), torch.tensor([24, 16])), 0)
+    >>> texts = decoder(log_probs, state.lengths, model.exit_output(state, 0), 0)
+    >>> len(texts), all(isinstance(t, str) for t in texts)
+    (2, True)
+    """
+
+    needs_exit_output = True
+
+    def __init__(self, model, tokenizer, searcher_factory, blank_index, eos_index,
+                 ctc_weight=0.4, lm_scorer=None, lm_weight=0.0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.searcher_factory = searcher_factory
+        self.blank_index = blank_index
+        self.eos_index = eos_index
+        self.ctc_weight = float(ctc_weight)
+        self.lm_scorer = lm_scorer
+        self.lm_weight = float(lm_weight)
+        self._searchers = {}
+
+    def vocab_list(self):
+        """The CTC vocabulary of the exits' CTC heads (blank inserted)."""
+        return ctc_vocab_list(self.tokenizer, self.blank_index)
+
+    def searcher(self, exit_index, topk=None):
+        """The (cached) beam searcher of an exit; with ``topk``, one that
+        returns the ``topk`` best hypotheses and their scores."""
+        key = (exit_index, topk)
+        if key not in self._searchers:
+            factory = self.searcher_factory
+            if topk is not None:
+                beam = max(topk, factory.keywords.get("beam_size", topk)) if hasattr(factory, "keywords") else topk
+                factory = partial(factory, return_topk=True, topk=topk, beam_size=beam)
+            self._searchers[key] = exit_beam_searcher(
+                factory, self.model, exit_index, self.blank_index, self.eos_index,
+                ctc_weight=self.ctc_weight, lm_scorer=self.lm_scorer, lm_weight=self.lm_weight,
+            )
+        return self._searchers[key]
+
+    @staticmethod
+    def utterances(exit_output, lengths):
+        """Each utterance's states alone, trimmed to its length: SpeechBrain's
+        searcher bounds the decoding steps by the padded length, so a batch
+        would let a short utterance decode longer than it would alone."""
+        one = torch.ones(1, device=exit_output.device)
+        for row, length in enumerate(lengths.tolist()):
+            yield exit_output[row : row + 1, : int(length)], one
+
+    def __call__(self, log_probs, lengths, exit_output, exit_index):
+        searcher = self.searcher(exit_index)
+        return [
+            " ".join(beam_search_transcripts(searcher, states, rel_len, self.tokenizer)[0])
+            for states, rel_len in self.utterances(exit_output, lengths)
+        ]
+
+    def nbest_scores(self, exit_output, lengths, exit_index, topk):
+        """Scores of the ``topk`` best hypotheses of each utterance at an exit
+        (what the paper's Eq. 6 confidence is computed from)."""
+        searcher = self.searcher(exit_index, topk)
+        return [
+            [score for _, score in nbest_transcripts(searcher, states, rel_len, self.tokenizer)[0]]
+            for states, rel_len in self.utterances(exit_output, lengths)
+        ]
+
+    def __repr__(self):
+        beam = getattr(self.searcher_factory, "keywords", {}).get("beam_size")
+        lm = f" + LM x{self.lm_weight:g}" if self.lm_scorer is not None and self.lm_weight > 0 else ""
+        return f"joint CTC/attention beam search (beam {beam}, CTC x{self.ctc_weight:g}{lm})"

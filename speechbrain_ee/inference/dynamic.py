@@ -30,6 +30,18 @@ class DynamicResult:
     hypotheses: Optional[List[str]] = None
 
 
+def exit_extras(consumer, model, state, exit_index, rows=None):
+    """Keyword arguments for a decoder or selector that reads the exit's
+    encoder states (``needs_exit_output``, e.g. the attention decoder of an
+    :class:`~speechbrain_ee.nnet.aed_model.EarlyExitAED`): ``exit_output``
+    (of the utterances ``rows``, a bool mask, or all) and ``exit_index``;
+    ``{}`` for those that read the posteriors only."""
+    if not getattr(consumer, "needs_exit_output", False):
+        return {}
+    exit_output = model.exit_output(state, exit_index)
+    return {"exit_output": exit_output if rows is None else exit_output[rows], "exit_index": exit_index}
+
+
 @torch.no_grad()
 def run_dynamic(model, inputs, lengths, selector, decode_fn=None):
     """Early-exit inference of a batch.
@@ -49,7 +61,9 @@ def run_dynamic(model, inputs, lengths, selector, decode_fn=None):
         Asked at every exit but the last which remaining utterances stop.
     decode_fn : callable, optional
         ``(log_probs, lengths) -> list of str``; required by selectors that
-        read transcripts (patience, agreement).
+        read transcripts (patience, agreement). One with
+        ``needs_exit_output`` (attention decoding) also gets the exit's
+        states, see :func:`exit_extras`.
 
     Returns
     -------
@@ -79,11 +93,15 @@ def run_dynamic(model, inputs, lengths, selector, decode_fn=None):
     for exit_index in range(first, last + 1):
         state, log_probs = model.step(state, exit_index)
         out_lens = state.lengths
-        transcripts = decode_fn(log_probs, out_lens) if selector.needs_transcripts else None
+        transcripts = None
+        if selector.needs_transcripts:
+            transcripts = decode_fn(log_probs, out_lens, **exit_extras(decode_fn, model, state, exit_index))
         if exit_index == last:
             stop = torch.ones(len(out_lens), dtype=torch.bool)
         else:
-            measures = selector.measure(log_probs, out_lens, transcripts)
+            measures = selector.measure(
+                log_probs, out_lens, transcripts, **exit_extras(selector, model, state, exit_index)
+            )
             stop = torch.as_tensor(selector.decide(exit_index, measures, state.index))
             if stop.dtype != torch.bool or stop.shape != out_lens.shape:
                 raise ValueError(
@@ -93,7 +111,8 @@ def run_dynamic(model, inputs, lengths, selector, decode_fn=None):
         stop = stop.to(log_probs.device)
         rows = torch.nonzero(stop).flatten().tolist()
         if decode_fn is not None and transcripts is None and rows:
-            transcripts = dict(zip(rows, decode_fn(log_probs[stop], out_lens[stop])))
+            extras = exit_extras(decode_fn, model, state, exit_index, stop)
+            transcripts = dict(zip(rows, decode_fn(log_probs[stop], out_lens[stop], **extras)))
         for row in rows:
             utt = int(state.index[row])
             exits[utt], layers[utt] = exit_index, exit_layers[exit_index]

@@ -1,8 +1,10 @@
-"""SpeechBrain ``Pretrained`` interface of early-exit CTC models."""
+"""SpeechBrain ``Pretrained`` interface of early-exit models (CTC and
+attention encoder-decoder)."""
 
 import logging
 import os
 from dataclasses import dataclass
+from functools import partial
 from typing import Optional
 
 import torch
@@ -11,7 +13,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_ee.data.audio import AudioError, load_audio
 from speechbrain_ee.features import model_inputs
-from speechbrain_ee.inference.decoders import CTCTextDecoder
+from speechbrain_ee.inference.decoders import AttentionTextDecoder, CTCTextDecoder
 from speechbrain_ee.inference.dynamic import run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
@@ -45,7 +47,7 @@ class Transcription:
 
 
 class EarlyExitASR(Pretrained):
-    """Early-exit CTC recogniser loaded from an exported model directory
+    """Early-exit recogniser loaded from an exported model directory
     (``speechbrain_ee.recipe.export_pretrained``)::
 
         asr = EarlyExitASR.from_hparams(source="pretrained/an4-conformer-ctc-ee",
@@ -59,13 +61,21 @@ class EarlyExitASR(Pretrained):
     (``selector.yaml``), or the ``selector`` entry of ``hyperparams.yaml``, or
     else its last exit.
 
+    A CTC model is decoded from its exit posteriors (:class:`CTCTextDecoder`).
+    An attention model (``EarlyExitAED``; its hparams define ``searcher``, a
+    partial ``S2STransformerBeamSearcher``, with ``eos_index`` and
+    ``ctc_weight``) is decoded by the decoder of the exit each utterance
+    leaves at (:class:`AttentionTextDecoder`); its selectors still read that
+    exit's CTC posteriors, and the N-best confidence uses the joint beam search.
+
     Arguments
     ---------
     *args, **kwargs
         As :class:`~speechbrain.inference.interfaces.Pretrained`.
     beam_size : int, optional
-        0 for greedy CTC, else prefix beam search; default: ``beam_size`` of
-        the hparams, else 0.
+        CTC models: 0 for greedy CTC, else prefix beam search; default:
+        ``beam_size`` of the hparams, else 0. Attention models: the beam of
+        the joint search (default: the ``searcher``'s).
     selector : ExitSelector, optional
         Default selector.
     """
@@ -75,9 +85,7 @@ class EarlyExitASR(Pretrained):
 
     def __init__(self, *args, beam_size=None, selector=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if beam_size is None:
-            beam_size = getattr(self.hparams, "beam_size", 0)
-        self.decoder = CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size)
+        self.decoder = self.build_decoder(beam_size)
         self.default_selector = selector if selector is not None else getattr(self.hparams, "selector", None)
 
     @classmethod
@@ -95,6 +103,22 @@ class EarlyExitASR(Pretrained):
             asr.default_selector = load_selector(calibrated)
             logger.info("default exit selector from %s: %r", calibrated, asr.default_selector)
         return asr
+
+    def build_decoder(self, beam_size=None):
+        """The text decoder of the model (see the class docstring)."""
+        searcher = getattr(self.hparams, "searcher", None)
+        if searcher is not None and hasattr(self.mods.model, "searcher_modules"):
+            if beam_size:
+                searcher = partial(searcher, beam_size=int(beam_size))
+            return AttentionTextDecoder(
+                self.mods.model, self.hparams.tokenizer, searcher, self.hparams.blank_index,
+                self.hparams.eos_index, ctc_weight=getattr(self.hparams, "ctc_weight", 0.4),
+                lm_scorer=getattr(self.hparams, "lm_scorer", None),
+                lm_weight=getattr(self.hparams, "lm_weight", 0.0),
+            )
+        if beam_size is None:
+            beam_size = getattr(self.hparams, "beam_size", 0)
+        return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size)
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -117,10 +141,14 @@ class EarlyExitASR(Pretrained):
         )
 
     def prepare_selector(self, selector):
-        """Gives a selector what it needs from the model (the CTC vocabulary
-        of a :class:`ConfidenceSelector`)."""
-        if hasattr(selector, "bind_vocabulary") and getattr(selector, "searcher", None) is None:
-            selector.bind_vocabulary(self.decoder.vocab_list(), self.hparams.blank_index)
+        """Gives a selector what it needs from the model: a
+        :class:`ConfidenceSelector` gets the N-best of the attention decoder
+        (attention models) or the CTC vocabulary for its prefix beam search."""
+        if hasattr(selector, "bind_vocabulary") and not selector.is_bound:
+            if hasattr(self.decoder, "nbest_scores"):
+                selector.bind_nbest(self.decoder.nbest_scores)
+            else:
+                selector.bind_vocabulary(self.decoder.vocab_list(), self.hparams.blank_index)
         return selector
 
     def resolve_selector(self, exit=None, selector=None, threshold=None, **selector_options):

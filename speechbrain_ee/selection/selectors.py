@@ -31,6 +31,7 @@ from speechbrain_ee.selection.measures import (
     check_topk,
     mean_frame_entropy,
     nbest_confidence,
+    nbest_posterior,
     nbest_searcher,
     transcript_distance,
 )
@@ -74,6 +75,9 @@ class ExitSelector:
     measure_key = None
     #: True when :meth:`measure` needs the transcripts of the exit
     needs_transcripts = False
+    #: True when :meth:`measure` needs the exit's encoder states
+    #: (``exit_output``, ``exit_index`` keyword arguments)
+    needs_exit_output = False
     #: name of the constructor argument a sweep varies
     parameter = "threshold"
 
@@ -81,7 +85,7 @@ class ExitSelector:
         """Prepares a new batch; returns the first exit to compute."""
         return 0
 
-    def measure(self, log_probs, lengths, transcripts=None):
+    def measure(self, log_probs, lengths, transcripts=None, **exit_context):
         """Threshold-independent per-utterance quantity (None by default)."""
         return None
 
@@ -205,6 +209,8 @@ class ConfidenceSelector(ExitSelector):
         them through :meth:`bind_vocabulary`.
     searcher : speechbrain.decoders.ctc.CTCBaseSearcher, optional
         A ready N-best searcher (its ``topk`` is ``K``) instead of the above.
+        An attention model binds its own N-best instead (:meth:`bind_nbest`:
+        the joint CTC/attention beam search of the exit's decoder).
     **search_options
         Further ``CTCPrefixBeamSearcher`` arguments (``beam_prune_logp``...).
 
@@ -227,8 +233,26 @@ class ConfidenceSelector(ExitSelector):
         self.beam_size = beam_size
         self.search_options = search_options
         self.searcher = searcher
+        self.nbest_fn = None
         if vocab_list is not None and searcher is None:
             self.bind_vocabulary(vocab_list, blank_index)
+
+    @property
+    def needs_exit_output(self):
+        """True once bound to an attention decoder's N-best (:meth:`bind_nbest`)."""
+        return self.nbest_fn is not None
+
+    @property
+    def is_bound(self):
+        """Whether the selector can measure (has a CTC searcher or an N-best function)."""
+        return self.searcher is not None or self.nbest_fn is not None
+
+    def bind_nbest(self, nbest_fn):
+        """Takes the N-best scores from ``nbest_fn(exit_output, lengths,
+        exit_index, topk) -> [[score, ...] per utterance]`` (e.g.
+        :meth:`~speechbrain_ee.inference.decoders.AttentionTextDecoder.nbest_scores`)
+        instead of a CTC prefix beam search."""
+        self.nbest_fn = nbest_fn
 
     def bind_vocabulary(self, vocab_list, blank_index):
         """Builds the N-best searcher for a CTC vocabulary (blank included)."""
@@ -238,7 +262,12 @@ class ConfidenceSelector(ExitSelector):
             vocab_list, blank_index, self.topk, self.beam_size, **self.search_options
         )
 
-    def measure(self, log_probs, lengths, transcripts=None):
+    def measure(self, log_probs, lengths, transcripts=None, exit_output=None, exit_index=None):
+        if self.nbest_fn is not None:
+            if exit_output is None:
+                raise ValueError("ConfidenceSelector bound to an attention N-best needs exit_output")
+            scores = self.nbest_fn(exit_output, lengths, exit_index, self.topk)
+            return torch.tensor([nbest_posterior(s) for s in scores], dtype=torch.float64)
         if self.searcher is None:
             raise ValueError(
                 "ConfidenceSelector has no vocabulary: call bind_vocabulary(vocab_list, "

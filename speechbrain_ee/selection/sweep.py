@@ -14,6 +14,7 @@ from typing import Dict, List
 import numpy
 import torch
 
+from speechbrain_ee.inference.dynamic import exit_extras
 from speechbrain_ee.selection.measures import edit_distance, transcript_distance
 from speechbrain_ee.selection.selectors import (
     AgreementSelector,
@@ -86,12 +87,14 @@ def decode_exits(model, batches, decode_fn, measurers=()):
     Arguments
     ---------
     model : EarlyExitCTC
-        Or any model with ``exit_layers`` and ``forward(inputs, lengths)``
-        returning per-exit log-posteriors and output lengths.
+        Or any model with the ``exit_layers``/``start``/``step`` interface of
+        :func:`~speechbrain_ee.inference.dynamic.run_dynamic` (and
+        ``exit_output`` for decoders or measures that read the exit's states).
     batches : iterable
         ``(ids, inputs, lengths, references)`` tuples.
     decode_fn : callable
-        ``(log_probs, lengths) -> list of str``.
+        ``(log_probs, lengths) -> list of str`` (plus the exit's states for
+        an attention decoder, see :func:`~speechbrain_ee.inference.dynamic.exit_extras`).
     measurers : iterable of ExitSelector
         Selectors whose :meth:`measure` is cached (one per measure key).
 
@@ -104,12 +107,17 @@ def decode_exits(model, batches, decode_fn, measurers=()):
     table = ExitTable([], [], exit_layers, [], [], [], {m.measure_key: [] for m in measurers})
     with torch.no_grad():
         for ids, inputs, lengths, references in batches:
-            log_probs, out_lens = model(inputs, lengths)
-            texts = [decode_fn(lp, out_lens) for lp in log_probs]
-            values = {
-                m.measure_key: [m.measure(lp, out_lens).tolist() for lp in log_probs[:last]]
-                for m in measurers
-            }
+            texts, values = [], {m.measure_key: [] for m in measurers}
+            state = model.start(inputs, lengths)
+            for exit_index in range(last + 1):  # the dynamic run's steps, every exit
+                state, log_probs = model.step(state, exit_index)
+                extras = exit_extras(decode_fn, model, state, exit_index)
+                texts.append(decode_fn(log_probs, state.lengths, **extras))
+                if exit_index == last:
+                    continue
+                for m in measurers:
+                    extras = exit_extras(m, model, state, exit_index)
+                    values[m.measure_key].append(m.measure(log_probs, state.lengths, None, **extras).tolist())
             for row, (utt, ref) in enumerate(zip(ids, references)):
                 hyps = [texts[e][row] for e in range(len(exit_layers))]
                 table.ids.append(utt)
