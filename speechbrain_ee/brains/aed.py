@@ -1,10 +1,11 @@
 """Brain for early-exit attention encoder-decoder models (joint CTC/attention)."""
 
 import speechbrain as sb
+import torch
 from speechbrain.utils.Accuracy import AccuracyStats
 
-from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.inference.decoders import AttentionTextDecoder
 from speechbrain_ee.losses import early_exit_joint_loss
 
 
@@ -56,10 +57,9 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
             targets = [wrd.split() for wrd in batch.wrd]
             for i in range(len(ctc)):
                 self.acc_metrics[i].append(seq[i], tokens_eos, tokens_eos_lens)
-                if self.exit_searchers is not None:
-                    hyps = beam_search_transcripts(
-                        self.exit_searchers[i], enc_outs[i], rel_lens, self.hparams.tokenizer
-                    )
+                if self.test_decoder is not None:  # the decoding EarlyExitASR does
+                    out_lens = torch.round(rel_lens * ctc[i].shape[1]).long()
+                    hyps = [h.split() for h in self.test_decoder(ctc[i], out_lens, enc_outs[i], i)]
                 else:
                     hyps = self.transcribe_exit(ctc[i], rel_lens, sb.Stage.VALID)
                 self.wer_metrics[i].append(batch.id, hyps, targets)
@@ -70,19 +70,15 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
         """Per-exit accumulators; at test, one joint beam searcher per exit."""
         super().on_stage_start(stage, epoch)
         self.acc_metrics = [AccuracyStats() for _ in self.exit_layers]
-        self.exit_searchers = None
+        self.test_decoder = None
         if stage == sb.Stage.TEST and hasattr(self.hparams, "test_search"):
-            model = self.modules.model
-            self.exit_searchers = [
-                exit_beam_searcher(
-                    self.hparams.test_search, model, i,
-                    blank_index=self.hparams.blank_index, eos_index=self.hparams.eos_index,
-                    ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4),
-                    lm_scorer=getattr(self.hparams, "lm_scorer", None),
-                    lm_weight=getattr(self.hparams, "lm_weight", 0.0),
-                )
-                for i in range(model.num_exits)
-            ]
+            self.test_decoder = AttentionTextDecoder(
+                self.modules.model, self.hparams.tokenizer, self.hparams.test_search,
+                blank_index=self.hparams.blank_index, eos_index=self.hparams.eos_index,
+                ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4),
+                lm_scorer=getattr(self.hparams, "lm_scorer", None),
+                lm_weight=getattr(self.hparams, "lm_weight", 0.0),
+            )
 
     def exit_stats(self, stage):
         """The CTC brain's statistics plus the decoder accuracy of each exit."""

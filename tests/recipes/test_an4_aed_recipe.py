@@ -25,8 +25,9 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     summary = brain.test_results["test"]
     assert summary["exit_layers"] == [1, 2]
     assert len(summary["wer"]) == 2 and all(w >= 0 for w in summary["wer"])
-    assert len(brain.exit_searchers) == 2  # the test stage used the joint beam search...
-    weights = brain.exit_searchers[1].scorer.weights
+    searchers = brain.test_decoder._searchers  # the test stage used the joint beam search...
+    assert sorted(searchers) == [(0, None), (1, None)]
+    weights = searchers[(1, None)].scorer.weights
     assert weights["ctc"] == 0.4 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
     assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
     assert "ACC_exit2" in brain.test_stats
@@ -37,3 +38,9 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert sp.bos_id() == brain.hparams.bos_index and sp.eos_id() == brain.hparams.eos_index
     for name in ("hyperparams.yaml", "model.yaml", "model.ckpt", "normalize.ckpt", "tokenizer.model"):
         assert (tmp_path / "model" / name).is_file()
+    # the exported directory decodes with the exits' attention decoders
+    from speechbrain_ee.inference import EarlyExitASR
+
+    asr = EarlyExitASR.from_hparams(str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
+    assert type(asr.decoder).__name__ == "AttentionTextDecoder"
+    assert asr.decoder.ctc_weight == 0.4
