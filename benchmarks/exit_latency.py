@@ -21,6 +21,8 @@ machine hit all tasks alike); medians are reported:
   this input stop at exit ``e`` (default: the middle exit), so the entropy
   of every exit up to ``e`` is evaluated. ``dynamic_overhead`` = its median
   / the median of ``exit e``.
+* ``features`` (Fbank + normalisation) and ``front_end`` (the conv
+  sub-sampling): the fixed cost of every exit (``fixed_cost_fraction`` of exit 12).
 * encoder stacks on one random ``(1, T, d_model)`` input, ``T`` the frames
   the front-end gives for this audio: ours (``model.encoder.layers`` with
   their relative positional embedding, as ``advance`` runs them), ours with
@@ -220,6 +222,9 @@ def main(argv=None):
 
     tasks = {f"exit_{k}": fixed_exit(k) for k in range(len(exit_layers))}
     tasks.update({
+        # the cost every exit pays before its first layer
+        "features": lambda: model_inputs(wavs, wav_lens, fbank, normalize),
+        "front_end": lambda: model.start(feats, lengths),
         "dynamic": dynamic,
         "stack_ours": stacks.ours,
         "stack_ours_without_position_cache": stacks.ours_without_position_cache,
@@ -249,6 +254,10 @@ def main(argv=None):
         "ratio_bound_by_exit": [round(b, 4) for b in bounds],
         "ratio_within_bound": all(r <= b for r, b in zip(ratios, bounds)),
         "median_ms_by_exit": [ms[f"exit_{k}"] for k in range(len(exit_layers))],
+        "fixed_cost_ms": {"features": ms["features"], "front_end": ms["front_end"]},
+        # features + front-end / exit 12: the ratio at exit k is at least
+        # f + (1 - f) k / 12, so k / 12 + 0.05 needs f <= 0.05 / (1 - k / 12)
+        "fixed_cost_fraction": round((medians["features"] + medians["front_end"]) / medians[f"exit_{len(exit_layers) - 1}"], 4),
         "dynamic_overhead": round(overhead, 4),
         "dynamic": {
             "selector": repr(selector),

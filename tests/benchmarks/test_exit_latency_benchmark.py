@@ -35,6 +35,10 @@ def test_benchmark_writes_consistent_json(tmp_path):
     assert result["full_vs_torchaudio_conformer"] == pytest.approx(
         stacks["ours"] / stacks["torchaudio_conformer"], abs=1e-2)
     assert result["machine"]["torch_threads"] == 1 and result["threads"] == 1
+    fixed = result["fixed_cost_ms"]
+    assert fixed["features"] > 0 and fixed["front_end"] > 0
+    assert result["fixed_cost_fraction"] == pytest.approx(
+        (fixed["features"] + fixed["front_end"]) / medians[-1], abs=1e-2)
 
 
 def test_bad_arguments_are_refused():
