@@ -37,8 +37,6 @@ machine hit all tasks alike); medians are reported:
 The last line printed is the JSON result.
 """
 
-import argparse
-import json
 import os
 import shlex
 import statistics
@@ -51,6 +49,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.lobes.models.transformer.Conformer import ConformerEncoder
 from speechbrain.nnet.attention import RelPosEncXL
 
+from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
 from speechbrain_ee.summarize import machine_info
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference import run_dynamic
@@ -61,22 +60,12 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--reps", type=int, default=30, help="timed repetitions of every task")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
-    parser.add_argument("--seconds", type=float, default=10.0, help="audio length")
+    parser = benchmark_parser(__doc__.splitlines()[0], reps=30)
     parser.add_argument("--hparams", default=os.path.join(REPO_ROOT, "hparams", "conformer_ctc_paper.yaml"))
     parser.add_argument("--output-neurons", type=int, default=257, help="vocabulary + blank")
     parser.add_argument("--dynamic-exit", type=int, default=None,
                         help="0-based exit the dynamic run should stop at (default: the middle one)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--note", default=None, help="free text stored in the JSON (machine load...)")
-    parser.add_argument("--json-out", default=None, help="also write the JSON result here")
-    args = parser.parse_args(argv)
-    if args.threads < 1 or args.reps < 1 or args.warmup < 0 or args.seconds <= 0:
-        parser.error("--threads and --reps must be >= 1, --warmup >= 0, --seconds > 0")
-    return args
+    return parse_benchmark_args(parser, argv)
 
 
 def build(hparams_file, output_neurons, wavs, wav_lens):
@@ -288,14 +277,7 @@ def main(argv=None):
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "notes": args.note,
     }
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
-    print(json.dumps(result))
-    return result
-
+    return emit_result(result, args.json_out)
 
 if __name__ == "__main__":
     main()

@@ -16,8 +16,6 @@ of the machine hit all exits alike); medians are reported.
 The last line printed is the JSON result.
 """
 
-import argparse
-import json
 import os
 import random
 import statistics
@@ -28,23 +26,14 @@ import time
 import torch
 
 from speechbrain_ee.nnet.wav2vec2 import EarlyExitWav2Vec2, save_random_wav2vec2
+from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
 from speechbrain_ee.summarize import machine_info
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
-    parser.add_argument("--reps", type=int, default=20, help="timed repetitions of every exit")
-    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions first")
-    parser.add_argument("--seconds", type=float, default=10.0, help="audio length")
+    parser = benchmark_parser(__doc__.splitlines()[0], reps=20)
     parser.add_argument("--exit-layers", type=int, nargs="+", default=[2, 4, 6, 8, 10, 12])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--note", default=None, help="free text stored in the JSON (machine load...)")
-    parser.add_argument("--json-out", default=None, help="also write the JSON result here")
-    args = parser.parse_args(argv)
-    if args.threads < 1 or args.reps < 1 or args.warmup < 0 or args.seconds <= 0:
-        parser.error("--threads and --reps must be >= 1, --warmup >= 0, --seconds > 0")
-    return args
+    return parse_benchmark_args(parser, argv)
 
 
 @torch.inference_mode()
@@ -120,15 +109,7 @@ def main(argv=None):
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
     }
-    text = json.dumps(result)
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
-    print(text)
-    return result
-
+    return emit_result(result, args.json_out)
 
 if __name__ == "__main__":
     main()
