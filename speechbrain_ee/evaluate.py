@@ -1,10 +1,13 @@
-"""Per-exit WER/CER of a trained early-exit CTC model on any test CSV.
+"""Per-exit WER/CER of a trained early-exit model on any test CSV.
 
     python -m speechbrain_ee.evaluate --model pretrained/an4-conformer-ctc-ee \\
         --csv test.csv [--json-out results.json] [--beam-size 10 | --greedy]
 
 The model directory is the one ``speechbrain_ee.recipe.export_pretrained``
-writes. The table follows the paper's Table 2 layout: one row per exit.
+writes. CTC models are decoded by CTC prefix beam search (or greedily);
+attention models (``EarlyExitAED``) by the joint CTC/attention beam search
+of each exit's own decoder (``--beam-size`` 0 or ``--greedy``: the exported
+searcher's beam). The table follows the paper's Table 2 layout: one row per exit.
 """
 
 import argparse
@@ -13,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from functools import partial
 
 import speechbrain as sb
 import torch
@@ -20,6 +24,7 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.utils.metric_stats import ErrorRateStats
 
+from speechbrain_ee.brains.aed import EarlyExitAEDBrain
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.data.pipelines import load_dataset
@@ -63,6 +68,7 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
     if num_threads:
         torch.set_num_threads(num_threads)
     start = time.time()
+    os.makedirs(output_folder, exist_ok=True)
     hparams = load_model_dir(model_dir)
     hparams.update(
         error_rate_computer=ErrorRateStats,
@@ -72,12 +78,22 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
             os.path.join(output_folder, "evaluate_log.txt")
         ),
     )
-    if beam_size:
+    attention = "searcher" in hparams  # exported EarlyExitAED: joint CTC/attention search per exit
+    if attention:
+        search = hparams["searcher"]
+        hparams.update(
+            test_search=partial(search, beam_size=beam_size) if beam_size else search,
+            ctc_weight_decode=hparams["ctc_weight"],
+        )
+    elif beam_size:
         hparams["test_searcher"] = lambda **kw: CTCPrefixBeamSearcher(beam_size=beam_size, **kw)
     dataset = load_dataset(
-        csv_path, hparams["tokenizer"], sample_rate=hparams["sample_rate"], sorting="ascending"
+        csv_path, hparams["tokenizer"], sample_rate=hparams["sample_rate"], sorting="ascending",
+        bos_index=hparams.get("bos_index") if attention else None,
+        eos_index=hparams.get("eos_index") if attention else None,
     )
-    brain = EarlyExitCTCBrain(modules=hparams["modules"], hparams=hparams)
+    brain_class = EarlyExitAEDBrain if attention else EarlyExitCTCBrain
+    brain = brain_class(modules=hparams["modules"], hparams=hparams)
     brain.test_name = os.path.splitext(os.path.basename(csv_path))[0]
     brain.evaluate(dataset, test_loader_kwargs={"batch_size": batch_size})
     summary = brain.exit_summary()

@@ -50,9 +50,7 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
             label_smoothing=getattr(self.hparams, "label_smoothing", 0.1),
             exit_weights=getattr(self.hparams, "exit_weights", None),
         )
-        for i, exit_loss in enumerate(per_exit):
-            self.exit_loss_sums[i] += exit_loss.detach().item()
-        self.exit_loss_count += 1
+        self.record_exit_losses(per_exit)
         if stage != sb.Stage.TRAIN:
             targets = [wrd.split() for wrd in batch.wrd]
             for i in range(len(ctc)):

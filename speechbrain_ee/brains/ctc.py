@@ -58,9 +58,7 @@ class EarlyExitCTCBrain(sb.Brain):
             log_probs, rel_lens, tokens, tokens_lens, self.hparams.blank_index,
             exit_weights=getattr(self.hparams, "exit_weights", None),
         )
-        for i, exit_loss in enumerate(per_exit):
-            self.exit_loss_sums[i] += exit_loss.detach().item()
-        self.exit_loss_count += 1
+        self.record_exit_losses(per_exit)
         if stage != sb.Stage.TRAIN:
             targets = [wrd.split() for wrd in batch.wrd]
             for i, lp in enumerate(log_probs):
@@ -68,6 +66,12 @@ class EarlyExitCTCBrain(sb.Brain):
                 self.wer_metrics[i].append(batch.id, hyps, targets)
                 self.cer_metrics[i].append(batch.id, hyps, targets)
         return loss
+
+    def record_exit_losses(self, per_exit):
+        """Adds a batch's per-exit losses to the stage's running sums."""
+        for i, exit_loss in enumerate(per_exit):
+            self.exit_loss_sums[i] += exit_loss.detach().item()
+        self.exit_loss_count += 1
 
     def transcribe_exit(self, log_probs, rel_lens, stage):
         """Greedy CTC in validation, prefix beam search at test."""

@@ -44,3 +44,12 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     asr = EarlyExitASR.from_hparams(str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
     assert type(asr.decoder).__name__ == "AttentionTextDecoder"
     assert asr.decoder.ctc_weight == 0.4
+    # ... and the evaluation command scores every exit with them
+    from speechbrain_ee.evaluate import evaluate
+
+    test_csv = out / "manifests" / "test.csv"
+    lines = test_csv.read_text().splitlines()
+    small_csv = tmp_path / "small.csv"
+    small_csv.write_text("\n".join(lines[:4]) + "\n")
+    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2)
+    assert summary["exit_layers"] == [1, 2] and len(summary["wer"]) == 2
