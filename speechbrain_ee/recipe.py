@@ -113,12 +113,59 @@ def run(argv=None):
         )
         brain.test_results[name] = brain.exit_summary()
     if hparams.get("pretrained_folder") and sb.utils.distributed.if_main_process():
-        model_yaml = os.path.join(os.path.dirname(os.path.abspath(hparams_file)), hparams["model_yaml"])
-        export_pretrained(hparams, hparams["pretrained_folder"], model_yaml)
+        export_run(hparams_file, hparams)
     return brain
 
 
-def export_pretrained(hparams, folder, model_yaml):
+def recipe_file(hparams_file, hparams, key):
+    """A file the recipe yaml names under ``key`` (``model_yaml``: the
+    architecture it includes; ``lm_yaml``: its LM), relative to the recipe
+    yaml; None when the key is absent."""
+    if not hparams.get(key):
+        return None
+    return os.path.join(os.path.dirname(os.path.abspath(hparams_file)), hparams[key])
+
+
+def export_run(hparams_file, hparams):
+    """:func:`export_pretrained` of a recipe's model to its ``pretrained_folder``."""
+    export_pretrained(
+        hparams, hparams["pretrained_folder"], recipe_file(hparams_file, hparams, "model_yaml"),
+        lm_yaml=recipe_file(hparams_file, hparams, "lm_yaml"),
+    )
+
+
+def export_trained(argv=None):
+    """Exports the best checkpoint (lowest dev ``mean_WER``) of a finished
+    run to ``--pretrained_folder``, without training or testing again::
+
+        cd recipes/AN4
+        python -m speechbrain_ee.recipe hparams/conformer_ee.yaml --data_folder=... \
+            --pretrained_folder=../../pretrained/an4-conformer-ctc-ee
+
+    Takes the arguments of the run (same yaml and overrides, so the same
+    output folder)."""
+    argv = sys.argv[1:] if argv is None else argv
+    hparams_file, _, _, hparams = load_recipe(argv)
+    if not hparams.get("pretrained_folder"):
+        raise ValueError("give --pretrained_folder=<directory to write>")
+    if not os.path.isdir(hparams["save_folder"]):
+        raise FileNotFoundError(f"no trained run in {hparams['save_folder']} (same yaml and overrides as the run?)")
+    prepare_tokenizer(hparams)
+    checkpoint = hparams["checkpointer"].recover_if_possible(min_key="mean_WER")
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']}")
+    if "train_lm" in hparams:  # loads the run's LM (trains one only if it is missing)
+        hparams["train_lm"](hparams)
+    logger.info("exporting %s", checkpoint.path)
+    export_run(hparams_file, hparams)
+    return checkpoint
+
+
+if __name__ == "__main__":
+    export_trained()
+
+
+def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     """Writes a self-contained inference directory: ``hyperparams.yaml``,
     ``model.yaml`` (the architecture), ``model.ckpt``, ``normalize.ckpt`` and
     ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
@@ -139,6 +186,9 @@ def export_pretrained(hparams, folder, model_yaml):
         Destination directory.
     model_yaml : str
         The architecture file the recipe included.
+    lm_yaml : str, optional
+        The LM file an attention recipe included as ``lm`` (exported with
+        its ``lm_model`` when ``lm_weight`` > 0).
     """
     import torch
     import yaml
@@ -183,9 +233,38 @@ def export_pretrained(hparams, folder, model_yaml):
         )
     if hasattr(hparams["model"], "searcher_modules"):  # attention decoders: how to search
         text += attention_search_yaml(hparams)
+        if lm_yaml and hparams.get("lm_weight", 0) > 0:
+            text = add_language_model(text, hparams, folder, lm_yaml)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
     logger.info("exported the model for inference to %s", folder)
+
+
+def add_language_model(text, hparams, folder, lm_yaml):
+    """Adds the recipe's transformer LM (``lm_model``, defined by the file
+    ``lm_yaml`` and included by the recipe as ``lm``) to an export:
+    ``lm.yaml``, ``lm.ckpt``, and in ``hyperparams.yaml`` the
+    ``lm_scorer``/``lm_weight`` of the joint search and a pretrainer entry."""
+    import torch
+
+    shutil.copyfile(lm_yaml, os.path.join(folder, "lm.yaml"))
+    torch.save(hparams["lm_model"].state_dict(), os.path.join(folder, "lm.ckpt"))
+    sizes = {k: v for k, v in hparams["lm"].items() if k.startswith("lm_") and isinstance(v, (int, float))}
+    sizes.pop("lm_epochs", None)
+    lines = [f"    {k}: {v}" for k, v in sizes.items()]
+    section = (
+        f"lm_weight: {hparams['lm_weight']}\n"
+        "lm: !include:lm.yaml\n"
+        f"    output_neurons: {hparams['vocab_size'] + 1}\n"
+        "    lm_folder: !ref <pretrained_path>\n" + "\n".join(lines) + "\n"
+        "lm_scorer: !ref <lm[lm_scorer]>\n\n"
+    )
+    text = text.replace("pretrainer: !new:", section + "pretrainer: !new:", 1)
+    text = text.replace("        tokenizer: !ref <tokenizer>\n",
+                        "        tokenizer: !ref <tokenizer>\n        lm: !ref <lm[lm_model]>\n", 1)
+    return text.replace("        tokenizer: !ref <pretrained_path>/tokenizer.model\n",
+                        "        tokenizer: !ref <pretrained_path>/tokenizer.model\n"
+                        "        lm: !ref <pretrained_path>/lm.ckpt\n", 1)
 
 
 def attention_search_yaml(hparams):

@@ -4,7 +4,9 @@ cheap beam search at test)."""
 import json
 import pathlib
 
-from speechbrain_ee.recipe import run
+import torch
+
+from speechbrain_ee.recipe import export_trained, run
 
 RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
 
@@ -44,6 +46,10 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     asr = EarlyExitASR.from_hparams(str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
     assert type(asr.decoder).__name__ == "AttentionTextDecoder"
     assert asr.decoder.ctc_weight == 0.4
+    assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
+    lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
+    for name, value in asr.hparams.lm_scorer.lm.state_dict().items():
+        assert torch.equal(value, lm_state[name])
     # ... and the evaluation command scores every exit with them
     from speechbrain_ee.evaluate import evaluate
 
@@ -53,3 +59,15 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     small_csv.write_text("\n".join(lines[:4]) + "\n")
     summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2)
     assert summary["exit_layers"] == [1, 2] and len(summary["wer"]) == 2
+    # a finished run exports again from its best checkpoint, without training
+    # (--debug kept the run's checkpoints in a temporary folder: save one where a run would)
+    checkpointer = brain.checkpointer
+    checkpointer.checkpoints_dir = out / "save"
+    checkpointer.save_checkpoint(meta={"mean_WER": 50.0})
+    export_trained([
+        "hparams/conformer_aed_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+        f"--pretrained_folder={tmp_path / 'again'}", *TINY,
+    ])
+    again, first = (torch.load(tmp_path / name / "model.ckpt") for name in ("again", "model"))
+    assert again.keys() == first.keys() and all(torch.equal(again[k], first[k]) for k in first)
+    assert (tmp_path / "again" / "lm.ckpt").is_file()
