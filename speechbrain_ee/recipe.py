@@ -161,9 +161,6 @@ def export_trained(argv=None):
     return checkpoint
 
 
-if __name__ == "__main__":
-    export_trained()
-
 
 def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     """Writes a self-contained inference directory: ``hyperparams.yaml``,
@@ -337,3 +334,7 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         normalize: !ref <pretrained_path>/normalize.ckpt
         tokenizer: !ref <pretrained_path>/tokenizer.model
 """
+
+
+if __name__ == "__main__":
+    export_trained()
