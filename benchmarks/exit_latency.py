@@ -279,5 +279,6 @@ def main(argv=None):
     }
     return emit_result(result, args.json_out)
 
+
 if __name__ == "__main__":
     main()

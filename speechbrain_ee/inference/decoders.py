@@ -128,10 +128,6 @@ class AttentionTextDecoder:
         self.lm_weight = float(lm_weight)
         self._searchers = {}
 
-    def vocab_list(self):
-        """The CTC vocabulary of the exits' CTC heads (blank inserted)."""
-        return ctc_vocab_list(self.tokenizer, self.blank_index)
-
     def searcher(self, exit_index, topk=None):
         """The (cached) beam searcher of an exit; with ``topk``, one that
         returns the ``topk`` best hypotheses and their scores."""
