@@ -99,9 +99,18 @@ def sequence_ce_loss(log_probs, targets, target_lens, pad_index, label_smoothing
 
 def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, token_lens,
                           tokens_eos, tokens_eos_lens, blank_index, pad_index, ctc_weight=0.3,
-                          label_smoothing=0.1, exit_weights=None):
+                          label_smoothing=0.1, exit_weights=None, reduction="batchmean"):
     """Sum over exits of ``ctc_weight * CTC + (1 - ctc_weight) * CE`` (the
     joint CTC/attention objective at every exit; Wright et al. Eq. 2/4).
+
+    Both terms use the same ``reduction`` (SpeechBrain's conformer recipes:
+    ``loss_reduction: batchmean`` for ``ctc_cost`` and ``seq_cost``, i.e.
+    summed over the tokens of an utterance, averaged over the batch), so the
+    0.3 / 0.7 weights mean what they say. With the CTC averaged per token
+    (``ctc_loss``'s default ``"mean"``) and the CE summed per utterance, CTC
+    weighed about 1/L of its intended share (L tokens per utterance): on AN4
+    the CTC exits left the blank stage only after ~10 epochs and the
+    decoders learned slowly.
 
     Arguments
     ---------
@@ -121,6 +130,8 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
         Label smoothing of the CE term.
     exit_weights : list of float, optional
         Weight of each exit (default 1 each).
+    reduction : str
+        Reduction of both terms (``ctc_loss`` and ``kldiv_loss``).
 
     Returns
     -------
@@ -145,10 +156,12 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
         raise ValueError(f"{len(seq_log_probs)} decoder outputs for {len(ctc_log_probs)} CTC exits")
     if len(exit_weights) != len(ctc_log_probs):
         raise ValueError(f"{len(exit_weights)} exit weights for {len(ctc_log_probs)} exits")
-    _, ctc_per_exit = early_exit_ctc_loss(ctc_log_probs, input_lens, tokens, token_lens, blank_index)
+    _, ctc_per_exit = early_exit_ctc_loss(
+        ctc_log_probs, input_lens, tokens, token_lens, blank_index, reduction=reduction
+    )
     per_exit = [
         ctc_weight * ctc + (1 - ctc_weight) * sequence_ce_loss(
-            seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing)
+            seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing, reduction=reduction)
         for ctc, seq in zip(ctc_per_exit, seq_log_probs)
     ]
     total = sum(w * loss for w, loss in zip(exit_weights, per_exit))

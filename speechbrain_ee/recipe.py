@@ -16,6 +16,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,8 @@ def export_run(hparams_file, hparams):
 
 
 def export_trained(argv=None):
-    """Exports the best checkpoint (lowest dev ``mean_WER``) of a finished
+    """Exports the best checkpoint (lowest dev ``mean_WER``; the average of
+    the ``avg_checkpoints`` best when the recipe sets it) of a finished
     run to ``--pretrained_folder``, without training or testing again::
 
         cd recipes/AN4
@@ -154,6 +156,9 @@ def export_trained(argv=None):
     checkpoint = hparams["checkpointer"].recover_if_possible(min_key="mean_WER")
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']}")
+    load_averaged_model(  # what the test stage of the run evaluated
+        hparams["checkpointer"], hparams["model"], hparams.get("avg_checkpoints", 1), min_key="mean_WER"
+    )
     if "train_lm" in hparams:  # loads the run's LM (trains one only if it is missing)
         hparams["train_lm"](hparams)
     logger.info("exporting %s", checkpoint.path)
@@ -164,7 +169,9 @@ def export_trained(argv=None):
 
 def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     """Writes a self-contained inference directory: ``hyperparams.yaml``,
-    ``model.yaml`` (the architecture), ``model.ckpt``, ``normalize.ckpt`` and
+    ``model.yaml`` (the architecture), ``model.ckpt`` (in the recipe's
+    ``export_dtype``, without derived buffers: see
+    :func:`speechbrain_ee.checkpoints.compact_state_dict`), ``normalize.ckpt`` and
     ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
     ``python -m speechbrain_ee.evaluate`` load it.
 
@@ -192,7 +199,8 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
 
     os.makedirs(folder, exist_ok=True)
     shutil.copyfile(model_yaml, os.path.join(folder, "model.yaml"))
-    torch.save(hparams["model"].state_dict(), os.path.join(folder, "model.ckpt"))
+    dtype = export_dtype(hparams)
+    torch.save(compact_state_dict(hparams["model"], dtype), os.path.join(folder, "model.ckpt"))
     if "normalize" in hparams:
         hparams["normalize"]._save(os.path.join(folder, "normalize.ckpt"))
     shutil.copyfile(
@@ -245,7 +253,7 @@ def add_language_model(text, hparams, folder, lm_yaml):
     import torch
 
     shutil.copyfile(lm_yaml, os.path.join(folder, "lm.yaml"))
-    torch.save(hparams["lm_model"].state_dict(), os.path.join(folder, "lm.ckpt"))
+    torch.save(compact_state_dict(hparams["lm_model"], export_dtype(hparams)), os.path.join(folder, "lm.ckpt"))
     sizes = {k: v for k, v in hparams["lm"].items() if k.startswith("lm_") and isinstance(v, (int, float))}
     sizes.pop("lm_epochs", None)
     lines = [f"    {k}: {v}" for k, v in sizes.items()]
@@ -259,9 +267,24 @@ def add_language_model(text, hparams, folder, lm_yaml):
     text = text.replace("pretrainer: !new:", section + "pretrainer: !new:", 1)
     text = text.replace("        tokenizer: !ref <tokenizer>\n",
                         "        tokenizer: !ref <tokenizer>\n        lm: !ref <lm[lm_model]>\n", 1)
+    text = text.replace("        model: !name:speechbrain_ee.checkpoints.load_compact_state_dict\n",
+                        "        model: !name:speechbrain_ee.checkpoints.load_compact_state_dict\n"
+                        "        lm: !name:speechbrain_ee.checkpoints.load_compact_state_dict\n", 1)
     return text.replace("        tokenizer: !ref <pretrained_path>/tokenizer.model\n",
                         "        tokenizer: !ref <pretrained_path>/tokenizer.model\n"
                         "        lm: !ref <pretrained_path>/lm.ckpt\n", 1)
+
+
+def export_dtype(hparams):
+    """The torch dtype of exported weights: the recipe's ``export_dtype``
+    (``float32``, the default, or ``float16``, which halves the files; the
+    loaded model computes in float32 either way)."""
+    import torch
+
+    name = hparams.get("export_dtype") or "float32"
+    if name not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"export_dtype must be float32, float16 or bfloat16, got {name!r}")
+    return getattr(torch, name)
 
 
 def attention_search_yaml(hparams):
@@ -333,6 +356,8 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
         model: !ref <pretrained_path>/model.ckpt
         normalize: !ref <pretrained_path>/normalize.ckpt
         tokenizer: !ref <pretrained_path>/tokenizer.model
+    custom_hooks:  # strict key check; accepts half-precision files
+        model: !name:speechbrain_ee.checkpoints.load_compact_state_dict
 """
 
 

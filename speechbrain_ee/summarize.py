@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import re
+import tempfile
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
@@ -64,9 +65,19 @@ def training_wall_seconds(log_path):
 
 
 def count_parameters(exp_folder):
-    """Parameters of the ``model`` in the experiment's saved hyperparams."""
-    with open(os.path.join(exp_folder, "hyperparams.yaml")) as handle:
-        hparams = load_hyperpyyaml(handle)
+    """Parameters of the ``model`` in the experiment's saved hyperparams
+    (for runs whose test summary predates its ``params`` field). The yaml
+    is instantiated in a scratch working directory: its objects (the
+    checkpointer...) create their relative folders there, not here."""
+    hparams_file = os.path.abspath(os.path.join(exp_folder, "hyperparams.yaml"))
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        try:
+            with open(hparams_file) as handle:
+                hparams = load_hyperpyyaml(handle)
+        finally:
+            os.chdir(here)
     return sum(p.numel() for p in hparams["model"].parameters())
 
 
@@ -83,9 +94,14 @@ def summarize(exp_folder, command, test_name="test", notes=None):
         "command": command,
         "wall_s": round(wall),
         "run_segments": segments,
-        "params": count_parameters(exp_folder),
+        "params": summary.get("params") or count_parameters(exp_folder),
         "machine": machine_info(),
     }
+    # the threads of the run itself (this process may use another number)
+    if "torch_threads" in summary:
+        record["machine"]["torch_threads"] = summary["torch_threads"]
+    else:
+        record["machine"].pop("torch_threads")
     if notes:
         record["notes"] = notes
     return record

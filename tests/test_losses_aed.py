@@ -56,8 +56,9 @@ def test_joint_loss_is_sum_over_exits_of_weighted_ctc_and_ce():
                                             BLANK, BOS, ctc_weight=0.3, label_smoothing=0.1)
     expected = []
     for c, s in zip(ctc, seq):
-        expected.append(0.3 * ctc_loss(c, tokens, in_lens, tokens_lens, BLANK)
-                        + 0.7 * sequence_ce_loss(s, tokens_eos, eos_lens, BOS, 0.1))
+        # both terms summed per utterance, averaged over the batch (SpeechBrain's loss_reduction)
+        expected.append(0.3 * ctc_loss(c, tokens, in_lens, tokens_lens, BLANK, reduction="batchmean")
+                        + 0.7 * sequence_ce_loss(s, tokens_eos, eos_lens, BOS, 0.1, reduction="batchmean"))
     assert len(per_exit) == 3
     for got, want in zip(per_exit, expected):
         assert torch.allclose(got, want)
@@ -66,6 +67,16 @@ def test_joint_loss_is_sum_over_exits_of_weighted_ctc_and_ce():
     weighted, _ = early_exit_joint_loss(ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
                                         BLANK, BOS, exit_weights=[0.0, 0.0, 2.0])
     assert torch.allclose(weighted, 2 * expected[2])
+
+
+def test_joint_loss_terms_share_one_reduction():
+    ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
+    _, ctc_only = early_exit_joint_loss(ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
+                                        BLANK, BOS, ctc_weight=1.0, reduction="sum")
+    assert torch.allclose(ctc_only[0], ctc_loss(ctc[0], tokens, in_lens, tokens_lens, BLANK, reduction="sum"))
+    _, ce_only = early_exit_joint_loss(ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
+                                       BLANK, BOS, ctc_weight=0.0, reduction="sum")
+    assert torch.allclose(ce_only[0], sequence_ce_loss(seq[0], tokens_eos, eos_lens, BOS, 0.1, reduction="sum"))
 
 
 def test_joint_loss_rejects_mismatched_exits():

@@ -6,6 +6,7 @@ import os
 
 import speechbrain as sb
 
+from speechbrain_ee.checkpoints import load_averaged_model
 from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.features import model_inputs
@@ -25,6 +26,8 @@ class EarlyExitCTCBrain(sb.Brain):
     (SentencePiece processor), ``blank_index``, ``error_rate_computer``,
     ``cer_computer``, ``train_logger``, ``checkpointer``, ``lr_annealing``;
     optional: ``wav_augment``, ``fea_augment``, ``exit_weights``,
+    ``avg_checkpoints`` (test and export the average of that many best
+    checkpoints),
     ``test_searcher`` (a partial of ``CTCPrefixBeamSearcher``),
     ``output_folder``.
     """
@@ -96,6 +99,16 @@ class EarlyExitCTCBrain(sb.Brain):
         if planned and hasattr(annealing, "num_training_steps"):
             annealing.num_training_steps = planned
 
+    def on_evaluate_start(self, max_key=None, min_key=None):
+        """Loads the best checkpoint, or the average of the
+        ``avg_checkpoints`` best ones (hparam, default 1)."""
+        super().on_evaluate_start(max_key=max_key, min_key=min_key)
+        if self.checkpointer is not None:
+            self.averaged_checkpoints = load_averaged_model(
+                self.checkpointer, self.modules.model, getattr(self.hparams, "avg_checkpoints", 1),
+                min_key=min_key, max_key=max_key,
+            )
+
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         """Steps the learning-rate schedule after each optimiser step."""
         if should_step and hasattr(self.hparams, "lr_annealing"):
@@ -147,6 +160,7 @@ class EarlyExitCTCBrain(sb.Brain):
             self.checkpointer.save_and_keep_only(
                 meta={"mean_WER": stats["mean_WER"], "WER": stats["WER"], "epoch": epoch},
                 min_keys=["mean_WER"],
+                num_to_keep=getattr(self.hparams, "avg_checkpoints", 1),
             )
         elif stage == sb.Stage.TEST:
             counter = getattr(self.hparams, "epoch_counter", None)
@@ -172,9 +186,14 @@ class EarlyExitCTCBrain(sb.Brain):
             json.dump(summary, handle, indent=2)
 
     def exit_summary(self):
-        """``{"exit_layers", "wer", "cer"}`` (percent) of the last test stage."""
+        """``{"exit_layers", "wer", "cer"}`` (percent) of the last test stage,
+        with the model's parameter count and the torch threads of this run."""
+        import torch
+
         return {
             "exit_layers": self.exit_layers,
             "wer": [round(m.summarize("error_rate"), 3) for m in self.wer_metrics],
             "cer": [round(m.summarize("error_rate"), 3) for m in self.cer_metrics],
+            "params": sum(p.numel() for p in self.modules.model.parameters()),
+            "torch_threads": torch.get_num_threads(),
         }

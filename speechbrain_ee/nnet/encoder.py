@@ -88,6 +88,10 @@ class EncoderState:
     pos_embs : torch.Tensor, optional
         Relative positional embeddings for ``hidden``'s length, kept from one
         ``advance`` to the next (None: not computed yet).
+    exit_output, exit_index : torch.Tensor, int, optional
+        The last exit's normalised output and its index, so that a second
+        consumer of the same exit (a selector and a decoder both reading
+        the states) does not normalise again.
     """
 
     hidden: torch.Tensor
@@ -95,6 +99,8 @@ class EncoderState:
     depth: int
     index: torch.Tensor
     pos_embs: Optional[torch.Tensor] = None
+    exit_output: Optional[torch.Tensor] = None
+    exit_index: Optional[int] = None
 
     def select(self, keep):
         """Keeps the utterances where ``keep`` is True and trims the padding
@@ -102,9 +108,10 @@ class EncoderState:
         lengths = self.lengths[keep]
         max_len = int(lengths.max()) if lengths.numel() else 0
         pos_embs = self.pos_embs if max_len == self.hidden.shape[1] else None
+        exit_output = None if self.exit_output is None else self.exit_output[keep, :max_len]
         return replace(
             self, hidden=self.hidden[keep, :max_len], lengths=lengths, index=self.index[keep],
-            pos_embs=pos_embs,
+            pos_embs=pos_embs, exit_output=exit_output,
         )
 
     @property
@@ -200,6 +207,8 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         target = self.exit_layers[exit_index]
         if target < state.depth:
             raise ValueError(f"exit {exit_index} (layer {target}) is below the current depth {state.depth}")
+        if target == state.depth and state.exit_index == exit_index and state.exit_output is not None:
+            return state, state.exit_output  # already normalised for this exit
         hidden, pos_embs = state.hidden, state.pos_embs
         if target > state.depth and hidden.shape[0] > 0:
             padding_mask = state.padding_mask
@@ -207,8 +216,10 @@ class EarlyExitConformerEncoder(torch.nn.Module):
                 pos_embs = self.positional_encoding(hidden)  # once per run (and length)
             for layer in self.layers[state.depth:target]:
                 hidden, _ = layer(hidden, src_key_padding_mask=padding_mask, pos_embs=pos_embs)
-        state = replace(state, hidden=hidden, depth=target, pos_embs=pos_embs)
-        return state, self.exit_norms[exit_index](hidden)
+        output = self.exit_norms[exit_index](hidden)
+        state = replace(state, hidden=hidden, depth=target, pos_embs=pos_embs,
+                        exit_output=output, exit_index=exit_index)
+        return state, output
 
     def forward(self, feats, lengths, max_exit: Optional[int] = None) -> List[torch.Tensor]:
         """Outputs of every exit up to ``max_exit`` (default: all), each

@@ -42,6 +42,22 @@ def test_only_needed_layers_run():
     assert state.depth == 4
 
 
+def test_exit_norm_computed_once_per_exit():
+    model = tiny_model(exit_layers=(2, 4), num_layers=4)
+    norm_calls = []
+    for i, norm in enumerate(model.encoder.exit_norms):
+        norm.register_forward_hook(lambda mod, inp, out, i=i: norm_calls.append(i))
+    state = model.start(torch.randn(3, 40, 20), torch.tensor([40, 20, 30]))
+    state, _ = model.step(state, 0)
+    again = model.encoder.advance(state, 0)[1]  # a second reader of exit 0 (decoder, selector)
+    assert norm_calls == [0] and again is state.exit_output
+    kept = state.select(torch.tensor([True, False, True]))
+    assert torch.equal(model.encoder.advance(kept, 0)[1], again[[0, 2]])
+    assert norm_calls == [0]
+    state, _ = model.step(kept, 1)
+    assert norm_calls == [0, 1]
+
+
 def test_layers_above_last_exit_are_not_built():
     model = tiny_model(exit_layers=(1, 3), num_layers=12)
     assert len(model.encoder.layers) == 3

@@ -48,8 +48,14 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert asr.decoder.ctc_weight == 0.4
     assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
     lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
-    for name, value in asr.hparams.lm_scorer.lm.state_dict().items():
-        assert torch.equal(value, lm_state[name])
+    assert lm_state and all(v.dtype == torch.float16 for v in lm_state.values() if v.is_floating_point())
+    loaded_lm = asr.hparams.lm_scorer.lm.state_dict()
+    for name, value in lm_state.items():  # export_dtype float16: half-size files ...
+        assert torch.equal(loaded_lm[name], value.float())
+    # ... without the positional tables, loaded as float32
+    model_state = torch.load(tmp_path / "model" / "model.ckpt")
+    assert not any(name.endswith("positional_encoding.pe") for name in model_state)
+    assert all(p.dtype == torch.float32 for p in asr.mods.model.parameters())
     # ... and the evaluation command scores every exit with them
     from speechbrain_ee.evaluate import evaluate
 

@@ -15,7 +15,7 @@ RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
 
 TINY = [
     "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]",
-    "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
+    "--number_of_epochs=2", "--debug", "--debug_batches=2", "--device=cpu",
     "--test_beam_size=2", "--max_batch_length=20",
 ]
 
@@ -28,6 +28,7 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
         f"--pretrained_folder={tmp_path / 'model'}", *TINY,
     ])
     summary = brain.test_results["test"]
+    assert len(brain.averaged_checkpoints) == 2  # avg_checkpoints: the two debug epochs
     assert summary["exit_layers"] == [1, 2]
     assert len(summary["wer"]) == 2 and all(w >= 0 for w in summary["wer"])
     for layer in (1, 2):

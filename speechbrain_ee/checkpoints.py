@@ -1,0 +1,147 @@
+"""Checkpoint averaging for evaluation, and compact model files for export.
+
+SpeechBrain's Transformer/Conformer recipes test the average of the best
+(or last) few checkpoints instead of the single best one
+(``avg_checkpoints`` in their yaml); small corpora such as AN4, whose dev WER
+moves by several points from one epoch to the next, gain the most from it.
+"""
+
+import logging
+
+import torch
+
+from speechbrain.utils.checkpoints import average_checkpoints
+
+logger = logging.getLogger(__name__)
+
+
+def load_averaged_model(checkpointer, model, num_checkpoints, min_key=None, max_key=None, recoverable="model"):
+    """Loads into ``model`` the average of the ``num_checkpoints`` best
+    checkpoints of ``checkpointer`` (best by ``min_key`` / ``max_key``).
+
+    Arguments
+    ---------
+    checkpointer : speechbrain.utils.checkpoints.Checkpointer
+        The run's checkpointer (``recoverable`` must be one of its recoverables).
+    model : torch.nn.Module
+        Receives the averaged parameters.
+    num_checkpoints : int
+        How many checkpoints to average; 1 (or a run that kept only one)
+        leaves ``model`` untouched.
+    min_key, max_key : str, optional
+        The checkpoint meta key that ranks checkpoints.
+    recoverable : str
+        Name of the model among the checkpointer's recoverables.
+
+    Returns
+    -------
+    list
+        The checkpoints averaged (empty when nothing was averaged).
+
+    Example
+    -------
+    >>> import torch
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> model = torch.nn.Linear(1, 1, bias=False)
+    >>> checkpointer = Checkpointer(getfixture("tmpdir"), {"model": model})
+    >>> for weight, wer in [(1.0, 30.0), (2.0, 10.0), (4.0, 20.0)]:
+    ...     _ = model.weight.data.fill_(weight)
+    ...     _ = checkpointer.save_checkpoint(meta={"WER": wer})
+    >>> used = load_averaged_model(checkpointer, model, 2, min_key="WER")
+    >>> len(used), model.weight.item()
+    (2, 3.0)
+    """
+    if num_checkpoints is None or int(num_checkpoints) < 1:
+        raise ValueError(f"avg_checkpoints must be a positive integer, got {num_checkpoints!r}")
+    if int(num_checkpoints) == 1:
+        return []
+    checkpoints = checkpointer.find_checkpoints(
+        min_key=min_key, max_key=max_key, max_num_checkpoints=int(num_checkpoints)
+    )
+    if len(checkpoints) < 2:
+        return []
+    state = average_checkpoints(checkpoints, recoverable)
+    model.load_state_dict(state, strict=True)
+    logger.info(
+        "averaged %d checkpoints: %s", len(checkpoints),
+        ", ".join(str(ckpt.meta.get("epoch", ckpt.path.name)) for ckpt in checkpoints),
+    )
+    return checkpoints
+
+
+def derived_buffers(module):
+    """State-dict keys that the module recomputes when it is built: the
+    tables of SpeechBrain's positional encodings (``pe`` of
+    ``PositionalEncoding``: 2500 x d_model per attention decoder;
+    ``inv_freq`` of ``RelPosEncXL``). :func:`compact_state_dict` leaves them out.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.models.transformer.Transformer import PositionalEncoding
+    >>> model = torch.nn.ModuleDict({"pos": PositionalEncoding(8, max_len=10), "out": torch.nn.Linear(8, 2)})
+    >>> derived_buffers(model)
+    ['pos.pe']
+    """
+    from speechbrain.lobes.models.transformer.Transformer import PositionalEncoding
+    from speechbrain.nnet.attention import RelPosEncXL
+
+    keys = []
+    for prefix, sub in module.named_modules():
+        if isinstance(sub, (PositionalEncoding, RelPosEncXL)):
+            keys += [f"{prefix}.{name}" if prefix else name for name, _ in sub.named_buffers(recurse=False)]
+    return keys
+
+
+def compact_state_dict(module, dtype=None):
+    """``module.state_dict()`` without :func:`derived_buffers`, floating
+    tensors cast to ``dtype`` (e.g. ``torch.float16``: half the file; the
+    loaded model computes in its own precision). :func:`load_compact_state_dict`
+    loads it back.
+
+    Example
+    -------
+    >>> model = torch.nn.Linear(4, 2)
+    >>> {k: v.dtype for k, v in compact_state_dict(model, torch.float16).items()}
+    {'weight': torch.float16, 'bias': torch.float16}
+    """
+    derived = set(derived_buffers(module))
+    return {
+        key: value.to(dtype) if dtype is not None and value.is_floating_point() else value
+        for key, value in module.state_dict().items()
+        if key not in derived
+    }
+
+
+def load_compact_state_dict(module, path):
+    """Loads a (possibly :func:`compact <compact_state_dict>`) state dict
+    from ``path`` into ``module``, strictly: every key must match except the
+    derived buffers, which may be absent; values are cast to the module's
+    dtypes. A SpeechBrain ``Pretrainer`` hook (``custom_hooks``), unlike its
+    default transfer, which only warns about missing or unexpected keys.
+
+    Example
+    -------
+    >>> model = torch.nn.Linear(4, 2)
+    >>> path = getfixture("tmpdir") / "model.ckpt"
+    >>> torch.save(compact_state_dict(model, torch.float16), path)
+    >>> load_compact_state_dict(torch.nn.Linear(4, 2), path).weight.dtype
+    torch.float32
+    >>> load_compact_state_dict(torch.nn.Linear(4, 3), path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ...model.ckpt does not fit the model: weight: (2, 4) in the file, (3, 4) in the model...
+    """
+    state = torch.load(path, map_location="cpu")
+    expected = module.state_dict()
+    derived = set(derived_buffers(module))
+    problems = [f"missing {key}" for key in expected if key not in state and key not in derived]
+    problems += [f"unexpected {key}" for key in state if key not in expected]
+    problems += [
+        f"{key}: {tuple(state[key].shape)} in the file, {tuple(value.shape)} in the model"
+        for key, value in expected.items() if key in state and state[key].shape != value.shape
+    ]
+    if problems:
+        raise ValueError(f"{path} does not fit the model: {'; '.join(problems[:8])}"
+                         + (f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""))
+    module.load_state_dict(state, strict=False)
+    return module
