@@ -31,6 +31,9 @@ def test_benchmark_writes_consistent_json(tmp_path):
     assert dynamic["exit"] == 2, "the sharpened heads make the middle exit reachable"
     assert result["dynamic_overhead"] == pytest.approx(
         dynamic["median_ms_dynamic"] / dynamic["median_ms_fixed_exit"], abs=1e-2)
+    assert dynamic["median_ms_selection_work"] > 0 and dynamic["overhead_paired"] > 0
+    assert dynamic["overhead_from_selection_work"] == pytest.approx(
+        1 + dynamic["median_ms_selection_work"] / dynamic["median_ms_fixed_exit"], abs=1e-2)
     stacks = result["encoder_stack_median_ms"]
     assert result["full_vs_torchaudio_conformer"] == pytest.approx(
         stacks["ours"] / stacks["torchaudio_conformer"], abs=1e-2)
