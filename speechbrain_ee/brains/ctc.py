@@ -5,6 +5,7 @@ import logging
 import os
 
 import speechbrain as sb
+import torch
 
 from speechbrain_ee.checkpoints import load_averaged_model
 from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
@@ -188,8 +189,6 @@ class EarlyExitCTCBrain(sb.Brain):
     def exit_summary(self):
         """``{"exit_layers", "wer", "cer"}`` (percent) of the last test stage,
         with the model's parameter count and the torch threads of this run."""
-        import torch
-
         return {
             "exit_layers": self.exit_layers,
             "wer": [round(m.summarize("error_rate"), 3) for m in self.wer_metrics],

@@ -207,8 +207,8 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         target = self.exit_layers[exit_index]
         if target < state.depth:
             raise ValueError(f"exit {exit_index} (layer {target}) is below the current depth {state.depth}")
-        if target == state.depth and state.exit_index == exit_index and state.exit_output is not None:
-            return state, state.exit_output  # already normalised for this exit
+        if state.exit_index == exit_index and state.exit_output is not None:
+            return state, state.exit_output  # at this exit already (depth == target): normalised once
         hidden, pos_embs = state.hidden, state.pos_embs
         if target > state.depth and hidden.shape[0] > 0:
             padding_mask = state.padding_mask
