@@ -119,7 +119,8 @@ def run_dynamic(model, inputs, lengths, selector, decode_fn=None):
             log_probs_out[utt] = log_probs[row, : int(out_lens[row])]
             if hypotheses is not None:
                 hypotheses[utt] = transcripts[row]
-        if bool(stop.all()):
+        if len(rows) == len(stop):
             break
-        state = state.select(~stop)
+        if rows:  # compaction copies the states: only when someone stopped
+            state = state.select(~stop)
     return DynamicResult(exits, layers, log_probs_out, hypotheses)
