@@ -26,7 +26,12 @@ machine hit all tasks alike); medians are reported:
   entropies of the exits below ``e`` on precomputed exit states
   (``dynamic.overhead_from_selection_work``: the overhead it explains).
 * ``features`` (Fbank + normalisation) and ``front_end`` (the conv
-  sub-sampling): the fixed cost of every exit (``fixed_cost_fraction`` of exit 12).
+  sub-sampling): the fixed cost of every exit (``fixed_cost_fraction`` of exit 12);
+  ``front_end_without_inplace``: the same front-end with SpeechBrain's block
+  modules instead of :func:`~speechbrain_ee.nnet.frontend.conv_block_inplace`.
+* ``cpu_time``: the exit ratios, the dynamic overhead and the fixed share
+  again on the process CPU time of the same runs (at ``--threads 1`` the
+  work done, which a busy machine does not inflate).
 * encoder stacks on one random ``(1, T, d_model)`` input, ``T`` the frames
   the front-end gives for this audio: ours (``model.encoder.layers`` with
   their relative positional embedding, as ``advance`` runs them), ours with
@@ -156,19 +161,25 @@ class EncoderStacks:
 
 def interleaved_timings(tasks, reps, warmup):
     """Runs every task once per repetition, round-robin (repetition ``r``
-    starts at task ``r mod n``); returns the seconds of each run of each."""
+    starts at task ``r mod n``); returns, for each task, the wall-clock
+    seconds of each run and the CPU seconds of this process during it
+    (``time.process_time``: all threads, busy-waiting included; unlike the
+    wall clock it does not count time the process waited for a core, so at
+    one thread it measures the work even on a busy machine)."""
     names = list(tasks)
     timings = {name: [] for name in names}
+    cpu = {name: [] for name in names}
     with torch.inference_mode():
         for rep in range(warmup + reps):
             shift = rep % len(names)
             for name in names[shift:] + names[:shift]:
-                begin = time.perf_counter()
+                begin, begin_cpu = time.perf_counter(), time.process_time()
                 tasks[name]()
-                elapsed = time.perf_counter() - begin
+                elapsed, elapsed_cpu = time.perf_counter() - begin, time.process_time() - begin_cpu
                 if rep >= warmup:
                     timings[name].append(elapsed)
-    return timings
+                    cpu[name].append(elapsed_cpu)
+    return timings, cpu
 
 
 def quartiles_ms(values):
@@ -217,6 +228,14 @@ def main(argv=None):
     with torch.inference_mode():
         exit_states, exit_lengths = model.encoder(feats, lengths, max_exit=dyn_exit)
 
+    def front_end_without_inplace():  # SpeechBrain's block modules, as in training
+        frontend = model.encoder.frontend
+        frontend.inplace_inference = False
+        try:
+            return model.start(feats, lengths)
+        finally:
+            frontend.inplace_inference = True
+
     def selection_work():
         for exit_index, hidden in enumerate(exit_states[:dyn_exit]):
             selector.measure(model.heads(exit_index, hidden), exit_lengths)
@@ -226,6 +245,7 @@ def main(argv=None):
         # the cost every exit pays before its first layer
         "features": lambda: model_inputs(wavs, wav_lens, fbank, normalize),
         "front_end": lambda: model.start(feats, lengths),
+        "front_end_without_inplace": front_end_without_inplace,
         "dynamic": dynamic,
         "selection_work": selection_work,
         "stack_ours": stacks.ours,
@@ -233,8 +253,9 @@ def main(argv=None):
         "stack_torchaudio": stacks.run_torchaudio,
         "stack_speechbrain": stacks.run_speechbrain,
     })
-    timings = interleaved_timings(tasks, args.reps, args.warmup)
+    timings, cpu_timings = interleaved_timings(tasks, args.reps, args.warmup)
     medians = {name: statistics.median(values) for name, values in timings.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu_timings.items()}
     ms = {name: round(1000 * value, 2) for name, value in medians.items()}
     exit_ms = [medians[f"exit_{k}"] for k in range(len(exit_layers))]
     ratios = [m / exit_ms[-1] for m in exit_ms]
@@ -258,7 +279,8 @@ def main(argv=None):
         "ratio_bound_by_exit": [round(b, 4) for b in bounds],
         "ratio_within_bound": all(r <= b for r, b in zip(ratios, bounds)),
         "median_ms_by_exit": [ms[f"exit_{k}"] for k in range(len(exit_layers))],
-        "fixed_cost_ms": {"features": ms["features"], "front_end": ms["front_end"]},
+        "fixed_cost_ms": {"features": ms["features"], "front_end": ms["front_end"],
+                          "front_end_without_inplace": ms["front_end_without_inplace"]},
         # features + front-end / exit 12: the ratio at exit k is at least
         # f + (1 - f) k / 12, so k / 12 + 0.05 needs f <= 0.05 / (1 - k / 12)
         "fixed_cost_fraction": round((medians["features"] + medians["front_end"]) / medians[f"exit_{len(exit_layers) - 1}"], 4),
@@ -278,6 +300,17 @@ def main(argv=None):
             "median_ms_selection_work": ms["selection_work"],
             "overhead_from_selection_work": round(
                 (medians[f"exit_{dyn_exit}"] + medians["selection_work"]) / medians[f"exit_{dyn_exit}"], 4),
+        },
+        # the same ratios on this process's CPU time (see interleaved_timings)
+        "cpu_time": {
+            "ratio_by_exit": [round(cpu_medians[f"exit_{k}"] / cpu_medians[f"exit_{len(exit_layers) - 1}"], 4)
+                              for k in range(len(exit_layers))],
+            "median_ms_by_exit": [round(1000 * cpu_medians[f"exit_{k}"], 2) for k in range(len(exit_layers))],
+            "dynamic_overhead": round(cpu_medians["dynamic"] / cpu_medians[f"exit_{dyn_exit}"], 4),
+            "dynamic_overhead_paired": round(statistics.median(
+                d / f for d, f in zip(cpu_timings["dynamic"], cpu_timings[f"exit_{dyn_exit}"])), 4),
+            "fixed_cost_fraction": round((cpu_medians["features"] + cpu_medians["front_end"])
+                                         / cpu_medians[f"exit_{len(exit_layers) - 1}"], 4),
         },
         "full_vs_torchaudio_conformer": round(vs_torchaudio, 4),
         "full_vs_torchaudio_within_bound": vs_torchaudio <= 1.0,

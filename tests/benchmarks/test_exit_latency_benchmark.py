@@ -37,9 +37,13 @@ def test_benchmark_writes_consistent_json(tmp_path):
     stacks = result["encoder_stack_median_ms"]
     assert result["full_vs_torchaudio_conformer"] == pytest.approx(
         stacks["ours"] / stacks["torchaudio_conformer"], abs=1e-2)
+    cpu = result["cpu_time"]
+    assert len(cpu["ratio_by_exit"]) == 6 and cpu["ratio_by_exit"][-1] == 1.0
+    assert all(ms > 0 for ms in cpu["median_ms_by_exit"])
+    assert cpu["dynamic_overhead"] > 0 and 0 < cpu["fixed_cost_fraction"] < 1
     assert result["machine"]["torch_threads"] == 1 and result["threads"] == 1
     fixed = result["fixed_cost_ms"]
-    assert fixed["features"] > 0 and fixed["front_end"] > 0
+    assert fixed["features"] > 0 and fixed["front_end"] > 0 and fixed["front_end_without_inplace"] > 0
     assert result["fixed_cost_fraction"] == pytest.approx(
         (fixed["features"] + fixed["front_end"]) / medians[-1], abs=1e-2)
 
