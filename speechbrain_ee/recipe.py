@@ -329,7 +329,7 @@ def _plain_yaml(handle):
 
 
 PRETRAINED_TEMPLATE = """\
-# Inference hyperparameters of an early-exit CTC model (written by speechbrain_ee).
+# Inference hyperparameters of an early-exit model (written by speechbrain_ee).
 pretrained_path: !PLACEHOLDER
 sample_rate: {sample_rate}
 vocab_size: {vocab_size}
