@@ -267,6 +267,13 @@ def main(argv=None):
     ms = {name: round(1000 * value, 2) for name, value in medians.items()}
     exit_ms = [medians[f"exit_{k}"] for k in range(len(exit_layers))]
     ratios = [m / exit_ms[-1] for m in exit_ms]
+    cpu_exit_s = [cpu_medians[f"exit_{k}"] for k in range(len(exit_layers))]
+
+    def fixed_share(task_medians, top_exit):
+        """features + front-end / exit 12: the ratio at exit k is at least
+        f + (1 - f) k / 12, so k / 12 + 0.05 needs f <= 0.05 / (1 - k / 12)."""
+        return round((task_medians["features"] + task_medians["front_end"]) / top_exit, 4)
+
     bounds = [k / exit_layers[-1] + 0.05 for k in exit_layers]
     pair_medians = {name: statistics.median(values) for name, values in pair_timings.items()}
     overhead = pair_medians["dynamic"] / pair_medians["fixed"]
@@ -290,9 +297,7 @@ def main(argv=None):
         "median_ms_by_exit": [ms[f"exit_{k}"] for k in range(len(exit_layers))],
         "fixed_cost_ms": {"features": ms["features"], "front_end": ms["front_end"],
                           "front_end_without_inplace": ms["front_end_without_inplace"]},
-        # features + front-end / exit 12: the ratio at exit k is at least
-        # f + (1 - f) k / 12, so k / 12 + 0.05 needs f <= 0.05 / (1 - k / 12)
-        "fixed_cost_fraction": round((medians["features"] + medians["front_end"]) / medians[f"exit_{len(exit_layers) - 1}"], 4),
+        "fixed_cost_fraction": fixed_share(medians, exit_ms[-1]),
         "dynamic_overhead": round(overhead, 4),
         "dynamic": {
             "selector": repr(selector),
@@ -316,14 +321,12 @@ def main(argv=None):
         },
         # the same ratios on this process's CPU time (see interleaved_timings)
         "cpu_time": {
-            "ratio_by_exit": [round(cpu_medians[f"exit_{k}"] / cpu_medians[f"exit_{len(exit_layers) - 1}"], 4)
-                              for k in range(len(exit_layers))],
-            "median_ms_by_exit": [round(1000 * cpu_medians[f"exit_{k}"], 2) for k in range(len(exit_layers))],
+            "ratio_by_exit": [round(c / cpu_exit_s[-1], 4) for c in cpu_exit_s],
+            "median_ms_by_exit": [round(1000 * c, 2) for c in cpu_exit_s],
             "dynamic_overhead": round(statistics.median(pair_cpu["dynamic"]) / statistics.median(pair_cpu["fixed"]), 4),
             "dynamic_overhead_paired": round(statistics.median(
                 d / f for d, f in zip(pair_cpu["dynamic"], pair_cpu["fixed"])), 4),
-            "fixed_cost_fraction": round((cpu_medians["features"] + cpu_medians["front_end"])
-                                         / cpu_medians[f"exit_{len(exit_layers) - 1}"], 4),
+            "fixed_cost_fraction": fixed_share(cpu_medians, cpu_exit_s[-1]),
         },
         "full_vs_torchaudio_conformer": round(vs_torchaudio, 4),
         "full_vs_torchaudio_within_bound": vs_torchaudio <= 1.0,
