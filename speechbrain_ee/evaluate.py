@@ -1,13 +1,16 @@
 """Per-exit WER/CER of a trained early-exit model on any test CSV.
 
     python -m speechbrain_ee.evaluate --model pretrained/an4-conformer-ctc-ee \\
-        --csv test.csv [--json-out results.json] [--beam-size 10 | --greedy]
+        --csv test.csv [--json-out results.json] [--beam-size 10 | --greedy] [--lm-weight 0.3]
 
 The model directory is the one ``speechbrain_ee.recipe.export_pretrained``
-writes. CTC models are decoded by CTC prefix beam search (or greedily);
+writes. CTC models are decoded by CTC prefix beam search (or greedily), and
+an exported transcript LM rescores each exit's beam (``--lm-weight``
+replaces its weight, 0 turns it off: tune it on a dev set);
 attention models (``EarlyExitAED``) by the joint CTC/attention beam search
 of each exit's own decoder (``--beam-size`` 0 or ``--greedy``: the exported
-searcher's beam). The table follows the paper's Table 2 layout: one row per exit.
+searcher's beam; ``--ctc-weight`` and ``--lm-weight`` replace the exported
+weights). The table follows the paper's Table 2 layout: one row per exit.
 """
 
 import argparse
@@ -57,8 +60,12 @@ def load_model_dir(model_dir):
     return hparams
 
 
-def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None):
-    """Per-exit WER/CER of an exported model on ``csv_path``.
+def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None,
+             lm_weight=None, ctc_weight=None):
+    """Per-exit WER/CER of an exported model on ``csv_path``; ``lm_weight``
+    replaces the exported LM weight (0: decode without the LM) and, for an
+    attention model, ``ctc_weight`` the CTC weight of the joint search (to
+    tune them on a dev set).
 
     Returns
     -------
@@ -70,6 +77,10 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
     start = time.time()
     os.makedirs(output_folder, exist_ok=True)
     hparams = load_model_dir(model_dir)
+    if lm_weight is not None:
+        if lm_weight and not ("lm_model" in hparams or "lm_scorer" in hparams):
+            raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM (no lm.ckpt)")
+        hparams["lm_weight"] = float(lm_weight)
     hparams.update(
         error_rate_computer=ErrorRateStats,
         cer_computer=lambda: ErrorRateStats(split_tokens=True),
@@ -83,10 +94,13 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
         search = hparams["searcher"]
         hparams.update(
             test_search=partial(search, beam_size=beam_size) if beam_size else search,
-            ctc_weight_decode=hparams["ctc_weight"],
+            ctc_weight_decode=hparams["ctc_weight"] if ctc_weight is None else float(ctc_weight),
         )
+    elif ctc_weight is not None:
+        raise ValueError("--ctc-weight applies to attention models (joint CTC/attention search) only")
     elif beam_size:
         hparams["test_searcher"] = lambda **kw: CTCPrefixBeamSearcher(beam_size=beam_size, **kw)
+        hparams["lm_nbest"] = beam_size  # an LM rescores the whole beam
     dataset = load_dataset(
         csv_path, hparams["tokenizer"], sample_rate=hparams["sample_rate"], sorting="ascending",
         bos_index=hparams.get("bos_index") if attention else None,
@@ -112,6 +126,10 @@ def main(argv=None):
     parser.add_argument("--greedy", action="store_true", help="greedy CTC instead of beam search")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--lm-weight", type=float, default=None,
+                        help="LM weight instead of the exported one (0: no LM)")
+    parser.add_argument("--ctc-weight", type=float, default=None,
+                        help="attention models: CTC weight of the joint search instead of the exported one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     output = args.output
@@ -122,7 +140,8 @@ def main(argv=None):
     try:
         summary = evaluate(
             args.model, args.csv, output, beam_size=0 if args.greedy else args.beam_size,
-            batch_size=args.batch_size, num_threads=args.threads,
+            batch_size=args.batch_size, num_threads=args.threads, lm_weight=args.lm_weight,
+            ctc_weight=args.ctc_weight,
         )
     except (DataPreparationError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

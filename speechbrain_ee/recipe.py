@@ -191,8 +191,8 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     model_yaml : str
         The architecture file the recipe included.
     lm_yaml : str, optional
-        The LM file an attention recipe included as ``lm`` (exported with
-        its ``lm_model`` when ``lm_weight`` > 0).
+        The LM file the recipe included as ``lm`` (exported with its
+        ``lm_model`` when ``lm_weight`` > 0).
     """
     import torch
     import yaml
@@ -238,8 +238,8 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
         )
     if hasattr(hparams["model"], "searcher_modules"):  # attention decoders: how to search
         text += attention_search_yaml(hparams)
-        if lm_yaml and hparams.get("lm_weight", 0) > 0:
-            text = add_language_model(text, hparams, folder, lm_yaml)
+    if lm_yaml and hparams.get("lm_weight", 0) > 0:
+        text = add_language_model(text, hparams, folder, lm_yaml)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
     logger.info("exported the model for inference to %s", folder)
@@ -248,8 +248,11 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
 def add_language_model(text, hparams, folder, lm_yaml):
     """Adds the recipe's transformer LM (``lm_model``, defined by the file
     ``lm_yaml`` and included by the recipe as ``lm``) to an export:
-    ``lm.yaml``, ``lm.ckpt``, and in ``hyperparams.yaml`` the
-    ``lm_scorer``/``lm_weight`` of the joint search and a pretrainer entry."""
+    ``lm.yaml``, ``lm.ckpt``, and in ``hyperparams.yaml`` ``lm_weight``,
+    ``lm_model``, ``lm_scorer`` (shallow fusion in an attention model's joint
+    search), the LM's sentence boundaries where the recipe sets its own
+    (``lm_bos_index``/``lm_eos_index``: a CTC model, whose LM rescores the
+    N-best list of its beam) and a pretrainer entry."""
     import torch
 
     shutil.copyfile(lm_yaml, os.path.join(folder, "lm.yaml"))
@@ -257,11 +260,13 @@ def add_language_model(text, hparams, folder, lm_yaml):
     sizes = {k: v for k, v in hparams["lm"].items() if k.startswith("lm_") and isinstance(v, (int, float))}
     sizes.pop("lm_epochs", None)
     lines = [f"    {k}: {v}" for k, v in sizes.items()]
+    own = "".join(f"{k}: {hparams[k]}\n" for k in ("lm_bos_index", "lm_eos_index") if k in hparams)
     section = (
-        f"lm_weight: {hparams['lm_weight']}\n"
+        f"lm_weight: {hparams['lm_weight']}\n" + own +
         "lm: !include:lm.yaml\n"
-        f"    output_neurons: {hparams['vocab_size'] + 1}\n"
+        f"    output_neurons: {hparams['lm']['output_neurons']}\n"
         "    lm_folder: !ref <pretrained_path>\n" + "\n".join(lines) + "\n"
+        "lm_model: !ref <lm[lm_model]>\n"
         "lm_scorer: !ref <lm[lm_scorer]>\n\n"
     )
     text = text.replace("pretrainer: !new:", section + "pretrainer: !new:", 1)

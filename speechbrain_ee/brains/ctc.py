@@ -8,7 +8,9 @@ import speechbrain as sb
 import torch
 
 from speechbrain_ee.checkpoints import load_averaged_model
-from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
+from speechbrain_ee.decoding import (
+    beam_transcripts, ctc_vocab_list, greedy_transcripts, rescored_beam_transcripts, transcript_lm_rescorer,
+)
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.features import model_inputs
 
@@ -30,7 +32,9 @@ class EarlyExitCTCBrain(sb.Brain):
     ``avg_checkpoints`` (test and export the average of that many best
     checkpoints),
     ``test_searcher`` (a partial of ``CTCPrefixBeamSearcher``),
-    ``output_folder``.
+    ``lm_model`` with ``lm_weight`` > 0 (a transcript ``TransformerLM``
+    rescoring the test searcher's ``lm_nbest``-best list, default its beam;
+    its ``lm_bos_index``/``lm_eos_index``), ``output_folder``.
     """
 
     # ------------------------------------------------------------------ forward
@@ -79,6 +83,8 @@ class EarlyExitCTCBrain(sb.Brain):
 
     def transcribe_exit(self, log_probs, rel_lens, stage):
         """Greedy CTC in validation, prefix beam search at test."""
+        if stage == sb.Stage.TEST and self.lm_rescorer is not None:
+            return rescored_beam_transcripts(self.test_searcher, log_probs, rel_lens, self.lm_rescorer)
         if stage == sb.Stage.TEST and self.test_searcher is not None:
             return beam_transcripts(self.test_searcher, log_probs, rel_lens)
         return greedy_transcripts(log_probs, rel_lens, self.hparams.blank_index, self.hparams.tokenizer)
@@ -123,12 +129,28 @@ class EarlyExitCTCBrain(sb.Brain):
         if stage != sb.Stage.TRAIN:
             self.wer_metrics = [self.hparams.error_rate_computer() for _ in range(n)]
             self.cer_metrics = [self.hparams.cer_computer() for _ in range(n)]
-        self.test_searcher = None
+        self.test_searcher = self.lm_rescorer = None
         if stage == sb.Stage.TEST and hasattr(self.hparams, "test_searcher"):
             vocab = ctc_vocab_list(self.hparams.tokenizer, self.hparams.blank_index)
             self.test_searcher = self.hparams.test_searcher(
                 blank_index=self.hparams.blank_index, vocab_list=vocab
             )
+            self.lm_rescorer = self.make_lm_rescorer()
+            if self.lm_rescorer is not None:  # N-best list, every alternative kept (SpeechBrain's note on topk)
+                self.test_searcher.topk = int(getattr(self.hparams, "lm_nbest", None) or self.test_searcher.beam_size)
+                self.test_searcher.prune_history = False
+
+    def make_lm_rescorer(self):
+        """The test-time N-best rescorer with ``hparams.lm_model`` (None
+        without an LM or with ``lm_weight`` 0)."""
+        lm = getattr(self.hparams, "lm_model", None)
+        weight = getattr(self.hparams, "lm_weight", 0.0) or 0.0
+        if lm is None or weight == 0:
+            return None
+        return transcript_lm_rescorer(
+            lm.to(self.device).eval(), self.hparams.tokenizer, weight,
+            bos_index=self.hparams.lm_bos_index, eos_index=self.hparams.lm_eos_index, device=self.device,
+        )
 
     def exit_stats(self, stage):
         """Per-exit loss (and WER/CER outside training) of the stage that ended."""

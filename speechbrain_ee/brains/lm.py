@@ -55,6 +55,29 @@ def text_dataset(csv_path, tokenizer, bos_index, eos_index):
     return data
 
 
+def lm_boundaries(hparams):
+    """The LM's sentence start and end: ``lm_bos_index``/``lm_eos_index``
+    (a CTC recipe, whose tokenizer has no BOS/EOS pieces, uses its blank as
+    EOS and one class beyond it as BOS), else the recipe's
+    ``bos_index``/``eos_index``. BOS must differ from EOS: it marks the
+    positions the LM loss ignores.
+
+    Example
+    -------
+    >>> lm_boundaries({"bos_index": 1, "eos_index": 2}), lm_boundaries({"lm_bos_index": 29, "lm_eos_index": 28})
+    ((1, 2), (29, 28))
+    >>> lm_boundaries({"lm_bos_index": 28, "lm_eos_index": 28})
+    Traceback (most recent call last):
+    ...
+    ValueError: the LM's BOS and EOS must differ (BOS marks the ignored positions), both are 28
+    """
+    bos = hparams.get("lm_bos_index", hparams.get("bos_index"))
+    eos = hparams.get("lm_eos_index", hparams.get("eos_index"))
+    if bos == eos:
+        raise ValueError(f"the LM's BOS and EOS must differ (BOS marks the ignored positions), both are {bos}")
+    return bos, eos
+
+
 def train_transcript_lm(hparams, run_opts=None):
     """Trains ``hparams["lm_model"]`` on the transcripts of ``train_csv``
     (validated on ``valid_csv``) with the recipe's tokenizer, keeps the best
@@ -63,8 +86,9 @@ def train_transcript_lm(hparams, run_opts=None):
     the yaml has ``train_lm``.
 
     Hparams used: ``lm_model``, ``lm_checkpoint``, ``lm_epochs``,
-    ``lm_opt_class``, ``lm_batch_size``, ``tokenizer``, ``bos_index``,
-    ``eos_index``, ``train_csv``, ``valid_csv``, optional ``lm_label_smoothing``.
+    ``lm_opt_class``, ``lm_batch_size``, ``tokenizer``, ``train_csv``,
+    ``valid_csv``, the sentence boundaries (:func:`lm_boundaries`), optional
+    ``lm_label_smoothing``.
     """
     lm = hparams["lm_model"]
     path = hparams["lm_checkpoint"]
@@ -72,11 +96,12 @@ def train_transcript_lm(hparams, run_opts=None):
         lm.load_state_dict(torch.load(path, map_location="cpu"))
         logger.info("loaded the transcript LM from %s", path)
         return lm.eval()
-    make = lambda csv: text_dataset(csv, hparams["tokenizer"], hparams["bos_index"], hparams["eos_index"])  # noqa: E731
+    bos, eos = lm_boundaries(hparams)
+    make = lambda csv: text_dataset(csv, hparams["tokenizer"], bos, eos)  # noqa: E731
     opts = {"device": (run_opts or {}).get("device", "cpu"), "noprogressbar": True}
     brain = TranscriptLMBrain(
         modules={"lm": lm}, opt_class=hparams["lm_opt_class"],
-        hparams={"bos_index": hparams["bos_index"], "label_smoothing": hparams.get("lm_label_smoothing", 0.0)},
+        hparams={"bos_index": bos, "label_smoothing": hparams.get("lm_label_smoothing", 0.0)},
         run_opts=opts,
     )
     loader = {"batch_size": hparams.get("lm_batch_size", 32), "shuffle": True}

@@ -6,7 +6,8 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher, nbest_transcripts
-from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts
+from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts, rescored_beam_transcripts
+from speechbrain_ee.selection.measures import nbest_searcher
 
 
 class CTCTextDecoder:
@@ -20,6 +21,9 @@ class CTCTextDecoder:
         CTC blank (the last class in this package).
     beam_size : int
         0 for greedy CTC, else SpeechBrain's ``CTCPrefixBeamSearcher`` with this beam.
+    lm_rescorer : speechbrain.decoders.scorer.RescorerBuilder, optional
+        Rescores the beam's N-best list (all ``beam_size`` hypotheses), e.g.
+        :func:`speechbrain_ee.decoding.transcript_lm_rescorer`; beam search only.
 
     Example
     -------
@@ -32,14 +36,19 @@ class CTCTextDecoder:
     ['ab']
     """
 
-    def __init__(self, tokenizer, blank_index, beam_size=0):
+    def __init__(self, tokenizer, blank_index, beam_size=0, lm_rescorer=None):
         self.tokenizer = tokenizer
         self.blank_index = blank_index
         self.beam_size = int(beam_size or 0)
         if self.beam_size < 0:
             raise ValueError(f"beam_size must be >= 0 (0 = greedy), got {beam_size}")
+        if lm_rescorer is not None and not self.beam_size:
+            raise ValueError("LM rescoring needs a beam (beam_size > 0), not greedy CTC")
+        self.lm_rescorer = lm_rescorer
         self.searcher = None
-        if self.beam_size:
+        if lm_rescorer is not None:
+            self.searcher = nbest_searcher(self.vocab_list(), blank_index, topk=self.beam_size)
+        elif self.beam_size:
             self.searcher = CTCPrefixBeamSearcher(
                 blank_index=blank_index, vocab_list=self.vocab_list(), beam_size=self.beam_size
             )
@@ -55,14 +64,22 @@ class CTCTextDecoder:
             rel_lens = lengths.float() / log_probs.shape[1]
             words = greedy_transcripts(log_probs, rel_lens, self.blank_index, self.tokenizer)
         else:  # one trimmed utterance at a time: no relative-length rounding
-            words = [
-                beam_transcripts(self.searcher, log_probs[i : i + 1, :n], None)[0]
-                for i, n in enumerate(lengths.tolist())
-            ]
+            words = [self.beam_words(log_probs[i : i + 1, :n]) for i, n in enumerate(lengths.tolist())]
         return [" ".join(w) for w in words]
 
+    def beam_words(self, log_probs):
+        """Words of one utterance's best (LM-rescored, if any) beam hypothesis."""
+        if self.lm_rescorer is not None:
+            return rescored_beam_transcripts(self.searcher, log_probs, None, self.lm_rescorer)[0]
+        return beam_transcripts(self.searcher, log_probs, None)[0]
+
     def __repr__(self):
-        return "greedy CTC" if self.searcher is None else f"CTC prefix beam search (beam {self.beam_size})"
+        if self.searcher is None:
+            return "greedy CTC"
+        lm = ""
+        if self.lm_rescorer is not None:
+            lm = f" + LM rescoring x{self.lm_rescorer.weights['transformerlm']:g}"
+        return f"CTC prefix beam search (beam {self.beam_size}{lm})"
 
 
 class AttentionTextDecoder:

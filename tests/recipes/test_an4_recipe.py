@@ -8,7 +8,9 @@ import pathlib
 import pytest
 
 from speechbrain_ee.data.manifest import DataPreparationError
+from speechbrain_ee.attach_lm import main as attach_lm_main
 from speechbrain_ee.evaluate import main as evaluate_main
+from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.recipe import run
 
 RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
@@ -16,7 +18,7 @@ RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
 TINY = [
     "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]",
     "--number_of_epochs=2", "--debug", "--debug_batches=2", "--device=cpu",
-    "--test_beam_size=2", "--max_batch_length=20",
+    "--test_beam_size=2", "--max_batch_length=20", "--lm_epochs=1",
 ]
 
 
@@ -34,8 +36,12 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
     for layer in (1, 2):
         assert (out / f"wer_test_exit{layer}.txt").is_file()
     assert (out / "exit_summary_test.json").is_file()
-    for name in ("hyperparams.yaml", "model.yaml", "model.ckpt", "normalize.ckpt", "tokenizer.model"):
+    for name in ("hyperparams.yaml", "model.yaml", "model.ckpt", "normalize.ckpt", "tokenizer.model",
+                 "lm.yaml", "lm.ckpt"):
         assert (tmp_path / "model" / name).is_file()
+    assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
+    assert brain.lm_rescorer.weights["transformerlm"] == 0.3  # ...rescored the test N-best lists
+    assert brain.test_searcher.topk == 2 and brain.test_searcher.prune_history is False
 
     # evaluation command on a 4-utterance CSV
     rows = list(csv.DictReader(open(out / "manifests" / "test.csv")))[:4]
@@ -53,6 +59,16 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
     result = json.loads((tmp_path / "eval.json").read_text())
     assert result["exit_layers"] == [1, 2] and len(result["cer"]) == 2
 
+    # beam search with the exported LM, its weight replaced on the command line
+    assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--beam-size", "2",
+                          "--lm-weight", "0.2", "--output", str(tmp_path / "lm_eval")]) == 0
+    asr = EarlyExitASR.from_hparams(source=str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
+    assert "LM rescoring x0.3" in repr(asr.build_decoder(beam_size=2))  # the inference API rescores too
+    assert "LM" not in repr(asr.build_decoder(beam_size=0))
+    capsys.readouterr()
+    assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--ctc-weight", "0.5"]) == 2
+    assert "--ctc-weight applies to attention models" in capsys.readouterr().err
+
 
 def test_evaluate_bad_model_dir(tmp_path, capsys):
     code = evaluate_main(["--model", str(tmp_path), "--csv", str(tmp_path / "x.csv")])
@@ -65,3 +81,25 @@ def test_recipe_missing_data_folder(tmp_path, monkeypatch):
     with pytest.raises(DataPreparationError, match="AN4 data folder not found: .*nope"):
         run(["hparams/conformer_ee.yaml", f"--data_folder={tmp_path / 'nope'}",
              f"--output_folder={tmp_path / 'exp'}", *TINY])
+
+
+def test_attach_lm_to_an_exported_model(an4_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(RECIPE)
+    out, model = tmp_path / "exp", tmp_path / "model"
+    common = ["hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}", *TINY]
+    run([*common, f"--pretrained_folder={model}", "--lm_weight=0"])  # exported without an LM
+    assert not (model / "lm.ckpt").exists()
+    before = (model / "hyperparams.yaml").read_text()
+    assert attach_lm_main([*common, "--lm_weight=0.3", f"--model={model}"]) == 0
+    assert (model / "lm.ckpt").is_file() and "lm_weight: 0.3" in (model / "hyperparams.yaml").read_text()
+    asr = EarlyExitASR.from_hparams(source=str(model), savedir=str(tmp_path / "asr"))
+    assert "LM rescoring x0.3" in repr(asr.build_decoder(beam_size=2))
+    capsys.readouterr()
+    assert attach_lm_main([*common, "--lm_weight=0.3", f"--model={model}"]) == 2  # only once
+    assert "already has an LM" in capsys.readouterr().err
+    (model / "hyperparams.yaml").write_text(before)
+    other = tmp_path / "other_tokenizer"
+    assert attach_lm_main([*common, "--vocab_size=40", "--token_type=unigram",
+                           f"--tokenizer_folder={other}", f"--model={model}"]) == 2
+    assert "tokenizer differs" in capsys.readouterr().err
+    assert (model / "hyperparams.yaml").read_text() == before  # nothing written when a check fails

@@ -1,0 +1,79 @@
+"""Adds a recipe's transcript LM to an already exported model directory.
+
+    cd recipes/AN4
+    python -m speechbrain_ee.attach_lm hparams/conformer_ee.yaml --data_folder=/path/to/an4 \\
+        --lm_weight=0.3 --model=../../pretrained/an4-conformer-ctc-ee
+
+Takes the recipe's arguments (so the same output folder: an LM the run
+trained is loaded, a missing one is trained, ~1 min) plus ``--model``, the
+exported directory. The LM must speak the model's tokens: the recipe's
+tokenizer has to have the very pieces of the model's ``tokenizer.model``.
+Writes ``lm.yaml``/``lm.ckpt`` and the LM section of ``hyperparams.yaml``
+(see :func:`speechbrain_ee.recipe.add_language_model`); nothing is written
+when a check fails.
+"""
+
+import os
+import sys
+
+import sentencepiece
+
+from speechbrain_ee.recipe import add_language_model, load_recipe, prepare_tokenizer, recipe_file
+
+
+def tokenizer_pieces(tokenizer):
+    """All pieces of a SentencePiece processor, in id order."""
+    return [tokenizer.id_to_piece(i) for i in range(tokenizer.get_piece_size())]
+
+
+def attach_language_model(model_dir, hparams_file, hparams):
+    """Trains or loads the recipe's LM and adds it to ``model_dir``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model_dir`` has no ``hyperparams.yaml`` / ``tokenizer.model``.
+    ValueError
+        The recipe has no LM or ``lm_weight`` is not > 0, the model already
+        has one, or the tokenizers differ.
+    """
+    hyperparams = os.path.join(model_dir, "hyperparams.yaml")
+    for path in (hyperparams, os.path.join(model_dir, "tokenizer.model")):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"not an exported model directory (no {os.path.basename(path)}): {model_dir}")
+    if "train_lm" not in hparams or not hparams.get("lm_weight", 0) > 0:
+        raise ValueError(f"{hparams_file}: the recipe has no transcript LM (train_lm) or lm_weight is not > 0")
+    with open(hyperparams) as handle:
+        text = handle.read()
+    if "\nlm_model:" in text:
+        raise ValueError(f"{hyperparams} already has an LM")
+    hparams["prepare_data"]()  # the manifests the tokenizer and LM read (kept if there)
+    prepare_tokenizer(hparams)
+    model_tokenizer = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model_dir, "tokenizer.model"))
+    if tokenizer_pieces(model_tokenizer) != tokenizer_pieces(hparams["tokenizer"]):
+        raise ValueError(f"the recipe's tokenizer differs from {model_dir}/tokenizer.model: the LM would not fit")
+    hparams["train_lm"](hparams)
+    text = add_language_model(text, hparams, model_dir, recipe_file(hparams_file, hparams, "lm_yaml"))
+    with open(hyperparams, "w") as handle:
+        handle.write(text)
+
+
+def main(argv=None):
+    """Command-line entry point: the recipe's arguments plus ``--model=DIR``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    models = [a for a in argv if a.startswith("--model=")]
+    if len(models) != 1:
+        print("usage: python -m speechbrain_ee.attach_lm <recipe.yaml> [overrides] --model=DIR", file=sys.stderr)
+        return 2
+    argv.remove(models[0])
+    hparams_file, _, _, hparams = load_recipe(argv)
+    try:
+        attach_language_model(models[0].split("=", 1)[1], hparams_file, hparams)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
