@@ -73,6 +73,20 @@ def plot_curves(rows, table, path, title=None):
     plt.close(fig)
 
 
+def lm_weight_override(model_dir, lm_weight):
+    """Hyperparameter overrides giving the model's LM ``lm_weight`` (None:
+    the exported weight); a model without an LM accepts only 0."""
+    if lm_weight is None:
+        return {}
+    path = os.path.join(model_dir, "hyperparams.yaml")
+    has_lm = os.path.isfile(path) and "\nlm_weight:" in "\n" + open(path).read()
+    if not has_lm:
+        if lm_weight:
+            raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM")
+        return {}
+    return {"lm_weight": float(lm_weight)}
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -83,6 +97,8 @@ def main(argv=None):
     parser.add_argument("--topk", type=int, default=10, help="N-best size K of the confidence selector")
     parser.add_argument("--no-confidence", action="store_true", help="skip the (slow) N-best confidence")
     parser.add_argument("--beam-size", type=int, default=0, help="0: greedy CTC transcripts")
+    parser.add_argument("--lm-weight", type=float, default=None,
+                        help="weight of the model's LM instead of the exported one (0: no LM)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-points", type=int, default=100, help="thresholds per selector")
     parser.add_argument("--savedir", default=None)
@@ -97,7 +113,9 @@ def main(argv=None):
                 raise ValueError("give --model and --csv (or --table)")
             from speechbrain_ee.inference.interfaces import EarlyExitASR
 
-            asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size)
+            overrides = lm_weight_override(args.model, args.lm_weight)
+            asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size,
+                                            overrides=overrides)
             keys = ["entropy"] if args.no_confidence else ["entropy", "confidence"]
             table = decode_manifest(asr, args.csv, args.batch_size, keys, topk=args.topk, progress=True)
             decoder = repr(asr.decoder)

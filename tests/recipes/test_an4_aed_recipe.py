@@ -30,7 +30,7 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     searchers = brain.test_decoder._searchers  # the test stage used the joint beam search...
     assert sorted(searchers) == [(0, None), (1, None)]
     weights = searchers[(1, None)].scorer.weights
-    assert weights["ctc"] == 0.4 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
+    assert weights["ctc"] == 0.6 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
     assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
     assert "ACC_exit2" in brain.test_stats
     for layer in (1, 2):
@@ -45,7 +45,7 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
 
     asr = EarlyExitASR.from_hparams(str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
     assert type(asr.decoder).__name__ == "AttentionTextDecoder"
-    assert asr.decoder.ctc_weight == 0.4
+    assert asr.decoder.ctc_weight == 0.6
     assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
     lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
     assert lm_state and all(v.dtype == torch.float16 for v in lm_state.values() if v.is_floating_point())

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_ee.curves import main as curves_main
+from speechbrain_ee.curves import lm_weight_override, main as curves_main
 from speechbrain_ee.data.manifest import Utterance, write_manifest
 from speechbrain_ee.inference import EarlyExitASR, run_dynamic
 from speechbrain_ee.inference.random_model import write_random_model_dir
@@ -163,3 +163,11 @@ def test_calibration_command_stores_the_default_selector(model_and_manifest, tmp
     asr = EarlyExitASR.from_hparams(str(copy), savedir=str(tmp_path / "save"))
     assert isinstance(asr.default_selector, EntropySelector)
     assert calibrate_main(args + ["--target-wer", "-1"]) == 2
+
+
+def test_curve_command_lm_weight_needs_an_lm(model_and_manifest, capsys):
+    model_dir, manifest, tmp = model_and_manifest
+    out = str(tmp / "results" / "lm")
+    assert curves_main(["--model", model_dir, "--csv", manifest, "--output", out, "--lm-weight", "0.3"]) == 2
+    assert "has no LM" in capsys.readouterr().err
+    assert lm_weight_override(model_dir, 0.0) == {} and lm_weight_override(model_dir, None) == {}
