@@ -79,8 +79,11 @@ def lm_weight_override(model_dir, lm_weight):
     if lm_weight is None:
         return {}
     path = os.path.join(model_dir, "hyperparams.yaml")
-    has_lm = os.path.isfile(path) and "\nlm_weight:" in "\n" + open(path).read()
-    if not has_lm:
+    text = ""
+    if os.path.isfile(path):
+        with open(path) as handle:
+            text = "\n" + handle.read()
+    if "\nlm_weight:" not in text:
         if lm_weight:
             raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM")
         return {}
