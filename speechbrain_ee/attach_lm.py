@@ -18,7 +18,7 @@ import sys
 
 import sentencepiece
 
-from speechbrain_ee.recipe import add_language_model, load_recipe, prepare_tokenizer, recipe_file
+from speechbrain_ee.recipe import add_language_model, has_language_model, load_recipe, prepare_tokenizer, recipe_file
 
 
 def tokenizer_pieces(tokenizer):
@@ -45,7 +45,7 @@ def attach_language_model(model_dir, hparams_file, hparams):
         raise ValueError(f"{hparams_file}: the recipe has no transcript LM (train_lm) or lm_weight is not > 0")
     with open(hyperparams) as handle:
         text = handle.read()
-    if "\nlm_model:" in text:
+    if has_language_model(text):
         raise ValueError(f"{hyperparams} already has an LM")
     hparams["prepare_data"]()  # the manifests the tokenizer and LM read (kept if there)
     prepare_tokenizer(hparams)

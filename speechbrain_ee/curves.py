@@ -20,6 +20,7 @@ import sys
 import time
 
 from speechbrain_ee.data.manifest import DataPreparationError
+from speechbrain_ee.recipe import has_language_model
 from speechbrain_ee.selection.sweep import ExitTable, decode_manifest, summarize, sweep
 
 STYLES = {
@@ -82,8 +83,8 @@ def lm_weight_override(model_dir, lm_weight):
     text = ""
     if os.path.isfile(path):
         with open(path) as handle:
-            text = "\n" + handle.read()
-    if "\nlm_weight:" not in text:
+            text = handle.read()
+    if not has_language_model(text):
         if lm_weight:
             raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM")
         return {}

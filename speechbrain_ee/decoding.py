@@ -54,6 +54,21 @@ def transcript_lm_rescorer(language_model, tokenizer, weight, bos_index, eos_ind
     return RescorerBuilder(weights={"transformerlm": weight}, rescorers=[rescorer])
 
 
+def hparams_lm_rescorer(hparams, device="cpu"):
+    """:func:`transcript_lm_rescorer` of a recipe's or an exported model's
+    hparams (an object with attributes: ``lm_model``, ``lm_weight``,
+    ``tokenizer``, ``lm_bos_index``, ``lm_eos_index``); None without an LM
+    or with ``lm_weight`` 0. The LM is moved to ``device``."""
+    lm = getattr(hparams, "lm_model", None)
+    weight = getattr(hparams, "lm_weight", 0.0) or 0.0
+    if lm is None or weight == 0:
+        return None
+    return transcript_lm_rescorer(
+        lm.to(device).eval(), hparams.tokenizer, weight,
+        bos_index=hparams.lm_bos_index, eos_index=hparams.lm_eos_index, device=device,
+    )
+
+
 def rescored_beam_transcripts(searcher, log_probs, rel_lens, rescorer):
     """Best transcript (list of words) of each utterance after rescoring the
     N-best list of a CTC beam searcher (built with ``topk`` > 1 and

@@ -78,7 +78,7 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
     os.makedirs(output_folder, exist_ok=True)
     hparams = load_model_dir(model_dir)
     if lm_weight is not None:
-        if lm_weight and not ("lm_model" in hparams or "lm_scorer" in hparams):
+        if lm_weight and "lm_weight" not in hparams:  # every export with an LM sets its weight
             raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM (no lm.ckpt)")
         hparams["lm_weight"] = float(lm_weight)
     hparams.update(

@@ -245,6 +245,18 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     logger.info("exported the model for inference to %s", folder)
 
 
+def has_language_model(text):
+    """Whether an exported ``hyperparams.yaml`` (its text) has an LM: every
+    export with one sets ``lm_weight`` (:func:`add_language_model`).
+
+    Example
+    -------
+    >>> has_language_model("vocab_size: 28" + chr(10) + "lm_weight: 0.3"), has_language_model("vocab_size: 28")
+    (True, False)
+    """
+    return "\nlm_weight:" in "\n" + text
+
+
 def add_language_model(text, hparams, folder, lm_yaml):
     """Adds the recipe's transformer LM (``lm_model``, defined by the file
     ``lm_yaml`` and included by the recipe as ``lm``) to an export:

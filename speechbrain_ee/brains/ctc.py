@@ -9,7 +9,7 @@ import torch
 
 from speechbrain_ee.checkpoints import load_averaged_model
 from speechbrain_ee.decoding import (
-    beam_transcripts, ctc_vocab_list, greedy_transcripts, rescored_beam_transcripts, transcript_lm_rescorer,
+    beam_transcripts, ctc_vocab_list, greedy_transcripts, hparams_lm_rescorer, rescored_beam_transcripts,
 )
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.features import model_inputs
@@ -135,22 +135,10 @@ class EarlyExitCTCBrain(sb.Brain):
             self.test_searcher = self.hparams.test_searcher(
                 blank_index=self.hparams.blank_index, vocab_list=vocab
             )
-            self.lm_rescorer = self.make_lm_rescorer()
+            self.lm_rescorer = hparams_lm_rescorer(self.hparams, self.device)
             if self.lm_rescorer is not None:  # N-best list, every alternative kept (SpeechBrain's note on topk)
                 self.test_searcher.topk = int(getattr(self.hparams, "lm_nbest", None) or self.test_searcher.beam_size)
                 self.test_searcher.prune_history = False
-
-    def make_lm_rescorer(self):
-        """The test-time N-best rescorer with ``hparams.lm_model`` (None
-        without an LM or with ``lm_weight`` 0)."""
-        lm = getattr(self.hparams, "lm_model", None)
-        weight = getattr(self.hparams, "lm_weight", 0.0) or 0.0
-        if lm is None or weight == 0:
-            return None
-        return transcript_lm_rescorer(
-            lm.to(self.device).eval(), self.hparams.tokenizer, weight,
-            bos_index=self.hparams.lm_bos_index, eos_index=self.hparams.lm_eos_index, device=self.device,
-        )
 
     def exit_stats(self, stage):
         """Per-exit loss (and WER/CER outside training) of the stage that ended."""

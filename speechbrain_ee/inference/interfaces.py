@@ -12,7 +12,7 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_ee.data.audio import AudioError, load_audio
-from speechbrain_ee.decoding import transcript_lm_rescorer
+from speechbrain_ee.decoding import hparams_lm_rescorer
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.decoders import AttentionTextDecoder, CTCTextDecoder
 from speechbrain_ee.inference.dynamic import run_dynamic
@@ -119,13 +119,8 @@ class EarlyExitASR(Pretrained):
             )
         if beam_size is None:
             beam_size = getattr(self.hparams, "beam_size", 0)
-        rescorer = None
-        lm, lm_weight = getattr(self.hparams, "lm_model", None), getattr(self.hparams, "lm_weight", 0.0)
-        if lm is not None and lm_weight and beam_size:  # the exported transcript LM rescores the N-best list
-            rescorer = transcript_lm_rescorer(
-                lm.eval(), self.hparams.tokenizer, lm_weight, self.hparams.lm_bos_index,
-                self.hparams.lm_eos_index, device=self.device,
-            )
+        # the exported transcript LM rescores the N-best list (beam search only)
+        rescorer = hparams_lm_rescorer(self.hparams, self.device) if beam_size else None
         return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size, lm_rescorer=rescorer)
 
     # ------------------------------------------------------------------ pieces
