@@ -10,6 +10,7 @@ from speechbrain.lobes.models.transformer.Transformer import (
 )
 
 from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
+from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.frontend import length_mask
 
 
@@ -48,6 +49,7 @@ class ExitDecoder(torch.nn.Module):
             num_layers=num_layers, nhead=nhead, d_ffn=d_ffn, d_model=d_model,
             dropout=dropout, activation=torch.nn.GELU, normalize_before=True,
         )
+        use_fast_dropout(self)
 
     def forward(self, tokens, memory, memory_lengths):
         """Decoder states ``(batch, tgt_len, d_model)`` for the (BOS-prefixed)

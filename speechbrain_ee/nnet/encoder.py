@@ -25,6 +25,7 @@ from speechbrain.lobes.models.transformer.Transformer import RelPosEncXL
 from speechbrain.nnet.activations import Swish
 
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL
+from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
 from speechbrain_ee.nnet.frontend import length_mask
 
@@ -171,6 +172,7 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         self.exit_norms = torch.nn.ModuleList(
             torch.nn.LayerNorm(d_model, eps=1e-6) for _ in exit_layers
         )
+        use_fast_dropout(self)  # front-end included
 
     @property
     def num_exits(self):
