@@ -1,6 +1,5 @@
 """Smoke test of benchmarks/exit_latency.py on the small Conformer (seconds)."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -9,16 +8,10 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("exit_latency", REPO_ROOT / "benchmarks" / "exit_latency.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
-
-def test_benchmark_writes_consistent_json(tmp_path):
+def test_benchmark_writes_consistent_json(tmp_path, load_benchmark):
     out = tmp_path / "latency.json"
-    result = load_benchmark().main([
+    result = load_benchmark("exit_latency").main([
         "--hparams", str(REPO_ROOT / "hparams" / "conformer_ctc_small.yaml"), "--output-neurons", "31",
         "--reps", "2", "--warmup", "0", "--seconds", "1.5", "--json-out", str(out),
     ])
@@ -48,6 +41,6 @@ def test_benchmark_writes_consistent_json(tmp_path):
         (fixed["features"] + fixed["front_end"]) / medians[-1], abs=1e-2)
 
 
-def test_bad_arguments_are_refused():
+def test_bad_arguments_are_refused(load_benchmark):
     with pytest.raises(SystemExit):
-        load_benchmark().parse_args(["--reps", "0"])
+        load_benchmark("exit_latency").parse_args(["--reps", "0"])

@@ -1,24 +1,14 @@
 """Smoke test of benchmarks/train_step.py (a few seconds)."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
 
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("train_step", REPO_ROOT / "benchmarks" / "train_step.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_benchmark_writes_consistent_json(tmp_path):
+def test_benchmark_writes_consistent_json(tmp_path, load_benchmark):
     out = tmp_path / "step.json"
-    result = load_benchmark().main(["--reps", "2", "--warmup", "0", "--seconds", "1", "--batch", "2",
+    result = load_benchmark("train_step").main(["--reps", "2", "--warmup", "0", "--seconds", "1", "--batch", "2",
                                     "--json-out", str(out)])
     assert json.loads(out.read_text()) == result
     assert result["dropout_modules"] > 0
@@ -29,6 +19,6 @@ def test_benchmark_writes_consistent_json(tmp_path):
     assert low <= result["fast_vs_torch"] <= high
 
 
-def test_bad_batch_is_refused():
+def test_bad_batch_is_refused(load_benchmark):
     with pytest.raises(SystemExit):
-        load_benchmark().main(["--batch", "0"])
+        load_benchmark("train_step").main(["--batch", "0"])
