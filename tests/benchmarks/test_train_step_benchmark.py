@@ -5,7 +5,6 @@ import json
 import pytest
 
 
-
 def test_benchmark_writes_consistent_json(tmp_path, load_benchmark):
     out = tmp_path / "step.json"
     result = load_benchmark("train_step").main(["--reps", "2", "--warmup", "0", "--seconds", "1", "--batch", "2",
