@@ -1,5 +1,6 @@
-"""Shared fixtures: where the real speech lives, tiny models."""
+"""Shared fixtures: where the real speech lives, the benchmark scripts, seeding."""
 
+import importlib.util
 import os
 import pathlib
 
@@ -21,6 +22,17 @@ def an4_dir():
     if not (path / "etc" / "an4_train.transcription").is_file():
         pytest.skip(f"AN4 corpus not found at {path} (set SBEE_DATA to the folder holding an4/)")
     return path
+
+
+@pytest.fixture
+def load_benchmark():
+    """``load_benchmark(name)``: the module ``benchmarks/<name>.py`` (not a package)."""
+    def load(name):
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+    return load
 
 
 @pytest.fixture(autouse=True)
