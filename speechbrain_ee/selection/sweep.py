@@ -262,10 +262,31 @@ def sweep(table, topk=None, max_points=100):
     return rows
 
 
+def lowest_wer_within(rows, max_mean_exit):
+    """The operating point of ``rows`` with the lowest WER among those whose
+    mean exit layer is at most ``max_mean_exit`` (ties: the shallower one);
+    None when none is that shallow.
+
+    Example
+    -------
+    >>> rows = [{"mean_exit_layer": 3.0, "wer": 20.0}, {"mean_exit_layer": 5.0, "wer": 12.0},
+    ...         {"mean_exit_layer": 4.0, "wer": 15.0}]
+    >>> lowest_wer_within(rows, 4)
+    {'mean_exit_layer': 4.0, 'wer': 15.0}
+    >>> lowest_wer_within(rows, 2) is None
+    True
+    """
+    within = [r for r in rows if r["mean_exit_layer"] <= max_mean_exit + 1e-9]
+    return min(within, key=lambda r: (r["wer"], r["mean_exit_layer"])) if within else None
+
+
 def summarize(table, rows, tolerance=0.5):
     """Per selector, the lowest mean exit whose WER stays within
     ``tolerance`` (absolute %) of the top exit (``mean_exit_at_top_plus_0p5``
-    for the default tolerance), with the parameter that gives it."""
+    for the default tolerance), with the parameter that gives it; and, for
+    every exit layer as a depth budget, the lowest WER it reaches at a mean
+    exit within that budget (``lowest_wer_within_mean_exit``: budget ->
+    ``{wer, mean_exit_layer, parameter}``, None where no point is that shallow)."""
     exits = numpy.arange(table.num_exits)
     per_exit = [operating_point(table, numpy.full(len(table.ids), e)) for e in exits]
     top_wer = per_exit[-1]["wer"]
@@ -274,11 +295,17 @@ def summarize(table, rows, tolerance=0.5):
     for name in dict.fromkeys(r["selector"] for r in rows):
         within = [r for r in rows if r["selector"] == name and r["wer"] <= top_wer + tolerance + 1e-9]
         best = min(within, key=lambda r: (r["mean_exit_layer"], r["wer"])) if within else None
+        points = [r for r in rows if r["selector"] == name]
+        budgets = {}
+        for layer in table.exit_layers:
+            point = lowest_wer_within(points, layer)
+            budgets[str(layer)] = point and {k: point[k] for k in ("wer", "mean_exit_layer", "parameter")}
         selectors[name] = {
             key: best and best["mean_exit_layer"],
             key.replace("mean_exit", "mean_exit_index"): best and best["mean_exit_index"],
             "parameter": best and best["parameter"],
             "wer": best and best["wer"],
+            "lowest_wer_within_mean_exit": budgets,
         }
     return {
         "utterances": len(table.ids),

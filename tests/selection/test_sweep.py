@@ -100,6 +100,12 @@ def test_operating_points_and_summary_by_hand():
     assert summary["selectors"]["entropy"]["mean_exit_at_top_plus_0p5"] == 4.0
     assert summary["selectors"]["fixed"]["mean_exit_at_top_plus_0p5"] == 6.0
     assert summary["selectors"]["oracle"]["mean_exit_at_top_plus_0p5"] == 4.0
+    fixed_budgets = summary["selectors"]["fixed"]["lowest_wer_within_mean_exit"]
+    assert {k: v["wer"] for k, v in fixed_budgets.items()} == {"2": 70.0, "4": 20.0, "6": 0.0}
+    # within 2 layers entropy can only stop everything at exit 0; within 4 it reaches 0 % (threshold 0.2)
+    entropy_budgets = summary["selectors"]["entropy"]["lowest_wer_within_mean_exit"]
+    assert entropy_budgets["2"]["wer"] == 70.0
+    assert entropy_budgets["4"] == {"wer": 0.0, "mean_exit_layer": 4.0, "parameter": pytest.approx(0.2, abs=0.1)}
     # patience 2: u2 repeats itself at exit 1; u1 and u3 only at (or never before) the last exit
     patience = [r for r in rows if r["selector"] == "patience" and r["parameter"] == 2][0]
     assert patience["mean_exit_layer"] == pytest.approx((6 + 4 + 6) / 3)
