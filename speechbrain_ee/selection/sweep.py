@@ -293,9 +293,9 @@ def summarize(table, rows, tolerance=0.5):
     key = "mean_exit_at_top_plus_" + f"{tolerance:g}".replace(".", "p")
     selectors = {}
     for name in dict.fromkeys(r["selector"] for r in rows):
-        within = [r for r in rows if r["selector"] == name and r["wer"] <= top_wer + tolerance + 1e-9]
-        best = min(within, key=lambda r: (r["mean_exit_layer"], r["wer"])) if within else None
         points = [r for r in rows if r["selector"] == name]
+        within = [r for r in points if r["wer"] <= top_wer + tolerance + 1e-9]
+        best = min(within, key=lambda r: (r["mean_exit_layer"], r["wer"])) if within else None
         budgets = {}
         for layer in table.exit_layers:
             point = lowest_wer_within(points, layer)

@@ -8,7 +8,6 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-
 def test_benchmark_writes_consistent_json(tmp_path, load_benchmark):
     out = tmp_path / "latency.json"
     result = load_benchmark("exit_latency").main([

@@ -7,8 +7,8 @@ import pytest
 
 def test_benchmark_writes_consistent_json(tmp_path, load_benchmark):
     out = tmp_path / "step.json"
-    result = load_benchmark("train_step").main(["--reps", "2", "--warmup", "0", "--seconds", "1", "--batch", "2",
-                                    "--json-out", str(out)])
+    result = load_benchmark("train_step").main(["--reps", "2", "--warmup", "0", "--seconds", "1",
+                                                "--batch", "2", "--json-out", str(out)])
     assert json.loads(out.read_text()) == result
     assert result["dropout_modules"] > 0
     medians = result["median_ms"]
