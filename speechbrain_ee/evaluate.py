@@ -61,11 +61,12 @@ def load_model_dir(model_dir):
 
 
 def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None,
-             lm_weight=None, ctc_weight=None):
+             lm_weight=None, ctc_weight=None, oov_penalty=None):
     """Per-exit WER/CER of an exported model on ``csv_path``; ``lm_weight``
-    replaces the exported LM weight (0: decode without the LM) and, for an
-    attention model, ``ctc_weight`` the CTC weight of the joint search (to
-    tune them on a dev set).
+    replaces the exported LM weight (0: decode without the LM), ``oov_penalty``
+    the exported penalty per N-best word outside the lexicon (CTC beam search)
+    and, for an attention model, ``ctc_weight`` the CTC weight of the joint
+    search (to tune them on a dev set).
 
     Returns
     -------
@@ -81,6 +82,10 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
         if lm_weight and "lm_weight" not in hparams:  # every export with an LM sets its weight
             raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM (no lm.ckpt)")
         hparams["lm_weight"] = float(lm_weight)
+    if oov_penalty is not None:
+        if oov_penalty and "lexicon_file" not in hparams:
+            raise ValueError(f"--oov-penalty {oov_penalty}: the model in {model_dir} has no lexicon (lexicon.txt)")
+        hparams["oov_penalty"] = float(oov_penalty)
     hparams.update(
         error_rate_computer=ErrorRateStats,
         cer_computer=lambda: ErrorRateStats(split_tokens=True),
@@ -128,6 +133,9 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--lm-weight", type=float, default=None,
                         help="LM weight instead of the exported one (0: no LM)")
+    parser.add_argument("--oov-penalty", type=float, default=None,
+                        help="CTC beam search: penalty per N-best word outside the exported lexicon "
+                             "instead of the exported one (0: none)")
     parser.add_argument("--ctc-weight", type=float, default=None,
                         help="attention models: CTC weight of the joint search instead of the exported one")
     args = parser.parse_args(argv)
@@ -141,7 +149,7 @@ def main(argv=None):
         summary = evaluate(
             args.model, args.csv, output, beam_size=0 if args.greedy else args.beam_size,
             batch_size=args.batch_size, num_threads=args.threads, lm_weight=args.lm_weight,
-            ctc_weight=args.ctc_weight,
+            ctc_weight=args.ctc_weight, oov_penalty=args.oov_penalty,
         )
     except (DataPreparationError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -18,6 +18,7 @@ from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
+from speechbrain_ee.decoding import write_lexicon
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,15 @@ def build_datasets(hparams):
     return train, valid, tests
 
 
+def prepare_lexicon(hparams):
+    """Writes the words of the training transcripts to the recipe's
+    ``lexicon_file`` (if it sets one and the file is not there yet): the
+    vocabulary of the N-best lexicon penalty (``oov_penalty``)."""
+    path = hparams.get("lexicon_file")
+    if path and not os.path.isfile(path):
+        write_lexicon(hparams["train_csv"], path)
+
+
 def _as_list(value):
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
@@ -79,6 +89,7 @@ def run(argv=None):
     )
     run_on_main(hparams["prepare_data"])
     prepare_tokenizer(hparams)
+    run_on_main(prepare_lexicon, args=[hparams])
     train, valid, tests = build_datasets(hparams)
     if "train_lm" in hparams:  # e.g. a transcript LM for the AED beam search
         hparams["train_lm"](hparams, run_opts)
@@ -153,6 +164,7 @@ def export_trained(argv=None):
     if not os.path.isdir(hparams["save_folder"]):
         raise FileNotFoundError(f"no trained run in {hparams['save_folder']} (same yaml and overrides as the run?)")
     prepare_tokenizer(hparams)
+    prepare_lexicon(hparams)
     checkpoint = hparams["checkpointer"].recover_if_possible(min_key="mean_WER")
     if checkpoint is None:
         raise FileNotFoundError(f"no checkpoint in {hparams['save_folder']}")
@@ -240,6 +252,12 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
         text += attention_search_yaml(hparams)
     if lm_yaml and hparams.get("lm_weight", 0) > 0:
         text = add_language_model(text, hparams, folder, lm_yaml)
+    if hparams.get("lexicon_file"):
+        shutil.copyfile(hparams["lexicon_file"], os.path.join(folder, "lexicon.txt"))
+        text = text.replace("pretrainer: !new:", (
+            f"oov_penalty: {float(hparams.get('oov_penalty') or 0.0)}\n"
+            "lexicon_file: !ref <pretrained_path>/lexicon.txt\n\n"
+        ) + "pretrainer: !new:", 1)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
     logger.info("exported the model for inference to %s", folder)

@@ -9,7 +9,7 @@ import torch
 
 from speechbrain_ee.checkpoints import load_averaged_model
 from speechbrain_ee.decoding import (
-    beam_transcripts, ctc_vocab_list, greedy_transcripts, hparams_lm_rescorer, rescored_beam_transcripts,
+    beam_transcripts, ctc_vocab_list, greedy_transcripts, hparams_nbest_rescorer, rescored_beam_transcripts,
 )
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.features import model_inputs
@@ -34,7 +34,9 @@ class EarlyExitCTCBrain(sb.Brain):
     ``test_searcher`` (a partial of ``CTCPrefixBeamSearcher``),
     ``lm_model`` with ``lm_weight`` > 0 (a transcript ``TransformerLM``
     rescoring the test searcher's ``lm_nbest``-best list, default its beam;
-    its ``lm_bos_index``/``lm_eos_index``), ``output_folder``.
+    its ``lm_bos_index``/``lm_eos_index``), ``oov_penalty`` > 0 with
+    ``lexicon_file`` (the N-best list's words outside that lexicon cost
+    ``oov_penalty`` each), ``output_folder``.
     """
 
     # ------------------------------------------------------------------ forward
@@ -83,8 +85,8 @@ class EarlyExitCTCBrain(sb.Brain):
 
     def transcribe_exit(self, log_probs, rel_lens, stage):
         """Greedy CTC in validation, prefix beam search at test."""
-        if stage == sb.Stage.TEST and self.lm_rescorer is not None:
-            return rescored_beam_transcripts(self.test_searcher, log_probs, rel_lens, self.lm_rescorer)
+        if stage == sb.Stage.TEST and self.rescorer is not None:
+            return rescored_beam_transcripts(self.test_searcher, log_probs, rel_lens, self.rescorer)
         if stage == sb.Stage.TEST and self.test_searcher is not None:
             return beam_transcripts(self.test_searcher, log_probs, rel_lens)
         return greedy_transcripts(log_probs, rel_lens, self.hparams.blank_index, self.hparams.tokenizer)
@@ -129,14 +131,14 @@ class EarlyExitCTCBrain(sb.Brain):
         if stage != sb.Stage.TRAIN:
             self.wer_metrics = [self.hparams.error_rate_computer() for _ in range(n)]
             self.cer_metrics = [self.hparams.cer_computer() for _ in range(n)]
-        self.test_searcher = self.lm_rescorer = None
+        self.test_searcher = self.rescorer = None
         if stage == sb.Stage.TEST and hasattr(self.hparams, "test_searcher"):
             vocab = ctc_vocab_list(self.hparams.tokenizer, self.hparams.blank_index)
             self.test_searcher = self.hparams.test_searcher(
                 blank_index=self.hparams.blank_index, vocab_list=vocab
             )
-            self.lm_rescorer = hparams_lm_rescorer(self.hparams, self.device)
-            if self.lm_rescorer is not None:  # N-best list, every alternative kept (SpeechBrain's note on topk)
+            self.rescorer = hparams_nbest_rescorer(self.hparams, self.device)
+            if self.rescorer is not None:  # N-best list, every alternative kept (SpeechBrain's note on topk)
                 self.test_searcher.topk = int(getattr(self.hparams, "lm_nbest", None) or self.test_searcher.beam_size)
                 self.test_searcher.prune_history = False
 

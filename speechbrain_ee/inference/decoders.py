@@ -6,7 +6,9 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher, nbest_transcripts
-from speechbrain_ee.decoding import beam_transcripts, ctc_vocab_list, greedy_transcripts, rescored_beam_transcripts
+from speechbrain_ee.decoding import (
+    beam_transcripts, ctc_vocab_list, describe_rescorer, greedy_transcripts, rescored_beam_transcripts,
+)
 from speechbrain_ee.selection.measures import nbest_searcher
 
 
@@ -21,9 +23,9 @@ class CTCTextDecoder:
         CTC blank (the last class in this package).
     beam_size : int
         0 for greedy CTC, else SpeechBrain's ``CTCPrefixBeamSearcher`` with this beam.
-    lm_rescorer : speechbrain.decoders.scorer.RescorerBuilder, optional
+    rescorer : speechbrain.decoders.scorer.RescorerBuilder, optional
         Rescores the beam's N-best list (all ``beam_size`` hypotheses), e.g.
-        :func:`speechbrain_ee.decoding.transcript_lm_rescorer`; beam search only.
+        :func:`speechbrain_ee.decoding.nbest_rescorer` (LM and/or lexicon); beam search only.
 
     Example
     -------
@@ -36,17 +38,17 @@ class CTCTextDecoder:
     ['ab']
     """
 
-    def __init__(self, tokenizer, blank_index, beam_size=0, lm_rescorer=None):
+    def __init__(self, tokenizer, blank_index, beam_size=0, rescorer=None):
         self.tokenizer = tokenizer
         self.blank_index = blank_index
         self.beam_size = int(beam_size or 0)
         if self.beam_size < 0:
             raise ValueError(f"beam_size must be >= 0 (0 = greedy), got {beam_size}")
-        if lm_rescorer is not None and not self.beam_size:
+        if rescorer is not None and not self.beam_size:
             raise ValueError("LM rescoring needs a beam (beam_size > 0), not greedy CTC")
-        self.lm_rescorer = lm_rescorer
+        self.rescorer = rescorer
         self.searcher = None
-        if lm_rescorer is not None:
+        if rescorer is not None:
             self.searcher = nbest_searcher(self.vocab_list(), blank_index, topk=self.beam_size)
         elif self.beam_size:
             self.searcher = CTCPrefixBeamSearcher(
@@ -69,17 +71,15 @@ class CTCTextDecoder:
 
     def beam_words(self, log_probs):
         """Words of one utterance's best (LM-rescored, if any) beam hypothesis."""
-        if self.lm_rescorer is not None:
-            return rescored_beam_transcripts(self.searcher, log_probs, None, self.lm_rescorer)[0]
+        if self.rescorer is not None:
+            return rescored_beam_transcripts(self.searcher, log_probs, None, self.rescorer)[0]
         return beam_transcripts(self.searcher, log_probs, None)[0]
 
     def __repr__(self):
         if self.searcher is None:
             return "greedy CTC"
-        lm = ""
-        if self.lm_rescorer is not None:
-            lm = f" + LM rescoring x{self.lm_rescorer.weights['transformerlm']:g}"
-        return f"CTC prefix beam search (beam {self.beam_size}{lm})"
+        extra = "" if self.rescorer is None else describe_rescorer(self.rescorer)
+        return f"CTC prefix beam search (beam {self.beam_size}{extra})"
 
 
 class AttentionTextDecoder:

@@ -12,7 +12,7 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_ee.data.audio import AudioError, load_audio
-from speechbrain_ee.decoding import hparams_lm_rescorer
+from speechbrain_ee.decoding import hparams_nbest_rescorer
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.decoders import AttentionTextDecoder, CTCTextDecoder
 from speechbrain_ee.inference.dynamic import run_dynamic
@@ -120,8 +120,8 @@ class EarlyExitASR(Pretrained):
         if beam_size is None:
             beam_size = getattr(self.hparams, "beam_size", 0)
         # the exported transcript LM rescores the N-best list (beam search only)
-        rescorer = hparams_lm_rescorer(self.hparams, self.device) if beam_size else None
-        return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size, lm_rescorer=rescorer)
+        rescorer = hparams_nbest_rescorer(self.hparams, self.device) if beam_size else None
+        return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size, rescorer=rescorer)
 
     # ------------------------------------------------------------------ pieces
     @property

@@ -127,6 +127,8 @@ class EarlyExitAED(EarlyExitCTC):
         One sequence head per exit, over the same classes as ``ctc_heads``
         (so SpeechBrain's ``CTCScorer`` and the decoder score the same
         vocabulary; the blank is never a decoder target).
+    self_condition : bool
+        Self-conditioned CTC on the CTC heads (see :class:`EarlyExitCTC`).
 
     Example
     -------
@@ -143,8 +145,8 @@ class EarlyExitAED(EarlyExitCTC):
     (2, torch.Size([3, 6, 11]), torch.Size([3, 10, 11]))
     """
 
-    def __init__(self, encoder, ctc_heads, decoders, ce_heads):
-        super().__init__(encoder, ctc_heads)  # CTC side: exits, start/step/forward
+    def __init__(self, encoder, ctc_heads, decoders, ce_heads, self_condition=False):
+        super().__init__(encoder, ctc_heads, self_condition)  # CTC side: exits, start/step/forward
         for name, count in (("decoders", len(decoders)), ("CE heads", ce_heads.num_exits)):
             if count != encoder.num_exits:
                 raise ValueError(f"{count} {name} for {encoder.num_exits} encoder exits")
@@ -159,7 +161,7 @@ class EarlyExitAED(EarlyExitCTC):
     def exit_output(self, state, exit_index):
         """Encoder states of exit ``exit_index`` (computing the missing layers
         if ``state`` is below it): what that exit's decoder attends to."""
-        return self.encoder.advance(state, exit_index)[1]
+        return self.advance(state, exit_index)[1]
 
     def forward_joint(self, feats, lengths, tokens_bos, max_exit=None, return_states=False):
         """Teacher-forced training pass.
@@ -168,7 +170,7 @@ class EarlyExitAED(EarlyExitCTC):
         log-posteriors ``(B, L, C)`` for the BOS-prefixed ``tokens_bos``, the
         output frame counts and, with ``return_states``, the exit outputs.
         """
-        outputs, out_lengths = self.encoder(feats, lengths, max_exit)
+        outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)
         ctc = [self.ctc_heads(i, out) for i, out in enumerate(outputs)]
         seq = [self.ce_heads(i, self.decoders[i](tokens_bos, out, out_lengths))
                for i, out in enumerate(outputs)]

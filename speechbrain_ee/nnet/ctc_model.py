@@ -1,5 +1,7 @@
 """Early-exit CTC model: multi-exit encoder + one CTC head per exit."""
 
+from dataclasses import replace
+
 import torch
 
 
@@ -21,6 +23,12 @@ class EarlyExitCTC(torch.nn.Module):
         The multi-exit encoder.
     heads : ExitHeads
         One CTC head per exit.
+    self_condition : bool
+        Self-conditioned CTC (Nozaki & Komatsu, 2021): the posteriors of every
+        exit but the last, projected back to the model dimension by one shared
+        linear layer, are added to the states the next layers read. A model
+        run to exit ``k`` then goes exit by exit (each exit's head is needed
+        on the way); it still never computes a layer above exit ``k``.
 
     Example
     -------
@@ -33,9 +41,12 @@ class EarlyExitCTC(torch.nn.Module):
     >>> log_probs, lens = model(torch.rand(3, 40, 20), torch.tensor([40, 30, 9]))
     >>> len(log_probs), log_probs[0].shape
     (2, torch.Size([3, 10, 11]))
+    >>> conditioned = EarlyExitCTC(enc, ExitHeads(16, 11, 2), self_condition=True)
+    >>> conditioned(torch.rand(3, 40, 20), torch.tensor([40, 30, 9]))[0][1].shape
+    torch.Size([3, 10, 11])
     """
 
-    def __init__(self, encoder, heads):
+    def __init__(self, encoder, heads, self_condition=False):
         super().__init__()
         if heads.num_exits != encoder.num_exits:
             raise ValueError(
@@ -43,6 +54,10 @@ class EarlyExitCTC(torch.nn.Module):
             )
         self.encoder = encoder
         self.heads = heads
+        self.conditioning = None
+        if self_condition:
+            head = heads.linears[0]
+            self.conditioning = torch.nn.Linear(head.out_features, head.in_features)
 
     @property
     def exit_layers(self):
@@ -62,13 +77,47 @@ class EarlyExitCTC(torch.nn.Module):
         """Front-end only; see :meth:`EarlyExitConformerEncoder.start`."""
         return self.encoder.start(feats, lengths)
 
+    def advance(self, state, exit_index):
+        """The encoder's ``advance`` (``(state, exit_output)``), through
+        every exit on the way when the model is self-conditioned."""
+        if self.conditioning is None or state.exit_index == exit_index:
+            return self.encoder.advance(state, exit_index)
+        self.check_exit(exit_index)
+        first = 0 if state.exit_index is None else state.exit_index + 1
+        output = None
+        for index in range(first, exit_index + 1):
+            state, output = self.encoder.advance(self._condition(state), index)
+        if output is None:  # exit_index is below the state's exit
+            return self.encoder.advance(state, exit_index)  # raises the encoder's error
+        return state, output
+
+    def _condition(self, state):
+        """Adds the projected posteriors of the exit ``state`` stands at
+        (none at depth 0) to its hidden states."""
+        if state.exit_index is None or state.exit_output is None:
+            return state
+        posteriors = self.heads(state.exit_index, state.exit_output).exp()
+        return replace(state, hidden=state.hidden + self.conditioning(posteriors),
+                       exit_output=None, exit_index=None)
+
     def step(self, state, exit_index):
         """Runs up to exit ``exit_index``; returns ``(state, log_probs)``."""
-        state, out = self.encoder.advance(state, exit_index)
+        state, out = self.advance(state, exit_index)
         return state, self.heads(exit_index, out)
+
+    def exit_outputs(self, feats, lengths, max_exit=None):
+        """Normalised outputs of every exit up to ``max_exit`` (default: all)
+        and the output frame counts."""
+        last = self.num_exits - 1 if max_exit is None else max_exit
+        self.check_exit(last)
+        state, outputs = self.start(feats, lengths), []
+        for exit_index in range(last + 1):
+            state, out = self.advance(state, exit_index)
+            outputs.append(out)
+        return outputs, state.lengths
 
     def forward(self, feats, lengths, max_exit=None):
         """Log-posteriors of every exit up to ``max_exit`` (default all) and
         the output frame counts."""
-        outputs, out_lengths = self.encoder(feats, lengths, max_exit)
+        outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)
         return [self.heads(i, out) for i, out in enumerate(outputs)], out_lengths

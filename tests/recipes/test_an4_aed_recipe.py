@@ -4,6 +4,7 @@ cheap beam search at test)."""
 import json
 import pathlib
 
+import pytest
 import torch
 
 from speechbrain_ee.recipe import export_trained, run
@@ -14,6 +15,7 @@ TINY = [
     "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]",
     "--num_decoder_layers=1", "--d_ffn_decoder=32", "--test_beam_size=2", "--lm_epochs=1",
     "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
+    "--self_condition=True",  # the exits' CTC posteriors feed the layers above (travels with the export)
 ]
 
 
@@ -45,6 +47,7 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
 
     asr = EarlyExitASR.from_hparams(str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
     assert type(asr.decoder).__name__ == "AttentionTextDecoder"
+    assert asr.mods.model.conditioning is not None
     assert asr.decoder.ctc_weight == 0.6
     assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
     lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
@@ -66,6 +69,8 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
                        ctc_weight=0.6, lm_weight=0.0)  # weights replaced for tuning on dev
     assert summary["exit_layers"] == [1, 2] and len(summary["wer"]) == 2
+    with pytest.raises(ValueError, match="has no lexicon"):
+        evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), oov_penalty=2.0)
     # a finished run exports again from its best checkpoint, without training
     # (--debug kept the run's checkpoints in a temporary folder: save one where a run would)
     checkpointer = brain.checkpointer
