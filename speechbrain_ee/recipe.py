@@ -253,14 +253,20 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     if lm_yaml and hparams.get("lm_weight", 0) > 0:
         text = add_language_model(text, hparams, folder, lm_yaml)
     if hparams.get("lexicon_file"):
-        shutil.copyfile(hparams["lexicon_file"], os.path.join(folder, "lexicon.txt"))
-        text = text.replace("pretrainer: !new:", (
-            f"oov_penalty: {float(hparams.get('oov_penalty') or 0.0)}\n"
-            "lexicon_file: !ref <pretrained_path>/lexicon.txt\n\n"
-        ) + "pretrainer: !new:", 1)
+        text = add_lexicon(text, hparams["lexicon_file"], hparams.get("oov_penalty"), folder)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
     logger.info("exported the model for inference to %s", folder)
+
+
+def add_lexicon(text, lexicon_file, oov_penalty, folder):
+    """Copies ``lexicon_file`` to ``folder/lexicon.txt`` and adds
+    ``oov_penalty`` and ``lexicon_file`` to the exported ``hyperparams.yaml``
+    text (returned)."""
+    shutil.copyfile(lexicon_file, os.path.join(folder, "lexicon.txt"))
+    section = (f"oov_penalty: {float(oov_penalty or 0.0)}\n"
+               "lexicon_file: !ref <pretrained_path>/lexicon.txt\n\n")
+    return text.replace("pretrainer: !new:", section + "pretrainer: !new:", 1)
 
 
 def has_language_model(text):

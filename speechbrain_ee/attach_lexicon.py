@@ -1,0 +1,66 @@
+"""Adds a lexicon (the words of training transcripts) to an already exported
+CTC model directory, for the N-best lexicon penalty of its beam search::
+
+    python -m speechbrain_ee.attach_lexicon --model pretrained/an4-conformer-ctc-ee \\
+        --csv <manifests>/train.csv --oov-penalty 4
+
+Writes ``lexicon.txt`` and adds ``oov_penalty``/``lexicon_file`` to the
+model's ``hyperparams.yaml`` (see :func:`speechbrain_ee.recipe.add_lexicon`);
+nothing is written when a check fails. Models exported by a recipe with a
+``lexicon_file`` already have one.
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+
+from speechbrain_ee.decoding import write_lexicon
+from speechbrain_ee.recipe import add_lexicon
+
+
+def attach_lexicon(model_dir, csv_files, oov_penalty):
+    """Writes the words of ``csv_files`` (their ``wrd`` column) to
+    ``model_dir/lexicon.txt`` and sets ``oov_penalty`` in its hyperparams.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``model_dir`` has no ``hyperparams.yaml`` or a CSV is missing.
+    ValueError
+        The model already has a lexicon, ``oov_penalty`` is negative, or
+        a CSV has no ``wrd`` column.
+    """
+    hyperparams = os.path.join(model_dir, "hyperparams.yaml")
+    if not os.path.isfile(hyperparams):
+        raise FileNotFoundError(f"not an exported model directory (no hyperparams.yaml): {model_dir}")
+    with open(hyperparams) as handle:
+        text = handle.read()
+    if "\nlexicon_file:" in "\n" + text:
+        raise ValueError(f"{hyperparams} already has a lexicon")
+    if float(oov_penalty) < 0:
+        raise ValueError(f"oov_penalty must be >= 0, got {oov_penalty}")
+    with tempfile.TemporaryDirectory() as tmp:  # read every CSV before touching the model
+        lexicon = write_lexicon(csv_files, os.path.join(tmp, "lexicon.txt"))
+        text = add_lexicon(text, lexicon, oov_penalty, model_dir)
+    with open(hyperparams, "w") as handle:
+        handle.write(text)
+
+
+def main(argv=None):
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", required=True, help="exported model directory")
+    parser.add_argument("--csv", required=True, nargs="+", help="manifests whose wrd column gives the words")
+    parser.add_argument("--oov-penalty", type=float, required=True, help="score taken off per unknown word")
+    args = parser.parse_args(argv)
+    try:
+        attach_lexicon(args.model, args.csv, args.oov_penalty)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
