@@ -15,6 +15,7 @@ import os
 import sys
 import tempfile
 
+from speechbrain_ee.cli import exit_code
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.recipe import add_lexicon
 
@@ -54,12 +55,7 @@ def main(argv=None):
     parser.add_argument("--csv", required=True, nargs="+", help="manifests whose wrd column gives the words")
     parser.add_argument("--oov-penalty", type=float, required=True, help="score taken off per unknown word")
     args = parser.parse_args(argv)
-    try:
-        attach_lexicon(args.model, args.csv, args.oov_penalty)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(attach_lexicon, args.model, args.csv, args.oov_penalty)
 
 
 if __name__ == "__main__":

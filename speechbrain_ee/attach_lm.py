@@ -18,6 +18,7 @@ import sys
 
 import sentencepiece
 
+from speechbrain_ee.cli import exit_code
 from speechbrain_ee.recipe import add_language_model, has_language_model, load_recipe, prepare_tokenizer, recipe_file
 
 
@@ -67,12 +68,7 @@ def main(argv=None):
         return 2
     argv.remove(models[0])
     hparams_file, _, _, hparams = load_recipe(argv)
-    try:
-        attach_language_model(models[0].split("=", 1)[1], hparams_file, hparams)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(attach_language_model, models[0].split("=", 1)[1], hparams_file, hparams)
 
 
 if __name__ == "__main__":
