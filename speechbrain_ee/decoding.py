@@ -5,7 +5,7 @@ import os
 
 import speechbrain as sb
 import torch
-from speechbrain.decoders.scorer import BaseRescorerInterface, RescorerBuilder
+from speechbrain.decoders.scorer import BaseRescorerInterface, RescorerBuilder, TransformerLMRescorer
 
 
 def ctc_vocab_list(tokenizer, blank_index):
@@ -137,8 +137,6 @@ def nbest_rescorer(language_model=None, tokenizer=None, lm_weight=0.0, bos_index
     device : str
         Where the LM runs.
     """
-    from speechbrain.decoders.scorer import TransformerLMRescorer
-
     weights, rescorers = {}, []
     if language_model is not None:
         lm_weight = float(lm_weight)

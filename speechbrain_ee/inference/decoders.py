@@ -45,7 +45,7 @@ class CTCTextDecoder:
         if self.beam_size < 0:
             raise ValueError(f"beam_size must be >= 0 (0 = greedy), got {beam_size}")
         if rescorer is not None and not self.beam_size:
-            raise ValueError("LM rescoring needs a beam (beam_size > 0), not greedy CTC")
+            raise ValueError("N-best rescoring (LM, lexicon) needs a beam (beam_size > 0), not greedy CTC")
         self.rescorer = rescorer
         self.searcher = None
         if rescorer is not None:
@@ -70,7 +70,7 @@ class CTCTextDecoder:
         return [" ".join(w) for w in words]
 
     def beam_words(self, log_probs):
-        """Words of one utterance's best (LM-rescored, if any) beam hypothesis."""
+        """Words of one utterance's best (rescored, if any) beam hypothesis."""
         if self.rescorer is not None:
             return rescored_beam_transcripts(self.searcher, log_probs, None, self.rescorer)[0]
         return beam_transcripts(self.searcher, log_probs, None)[0]

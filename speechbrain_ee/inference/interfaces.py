@@ -119,7 +119,7 @@ class EarlyExitASR(Pretrained):
             )
         if beam_size is None:
             beam_size = getattr(self.hparams, "beam_size", 0)
-        # the exported transcript LM rescores the N-best list (beam search only)
+        # the exported transcript LM and/or lexicon rescore the N-best list (beam search only)
         rescorer = hparams_nbest_rescorer(self.hparams, self.device) if beam_size else None
         return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size, rescorer=rescorer)
 
