@@ -4,6 +4,7 @@ optional ``TransformerLMScorer``)."""
 
 import torch
 from speechbrain.decoders.scorer import CTCScorer, ScorerBuilder
+from speechbrain.utils.data_utils import undo_padding
 
 
 def exit_beam_searcher(searcher_factory, model, exit_index, blank_index, eos_index,
@@ -88,9 +89,10 @@ def nbest_transcripts(searcher, encoder_out, rel_lens, tokenizer):
     if not searcher.return_topk:
         raise ValueError("nbest_transcripts needs a searcher built with return_topk=True")
     with torch.no_grad():
-        hyps, lengths, scores, _ = searcher(encoder_out, rel_lens)
+        hyps, rel_lengths, scores, _ = searcher(encoder_out, rel_lens)
+    # the searcher's lengths are relative (SpeechBrain style), as for its 1-best
     return [
-        [(token_ids_to_words(hyps[b, k, : int(lengths[b, k])].tolist(), tokenizer), float(scores[b, k]))
-         for k in range(hyps.shape[1])]
+        [(token_ids_to_words(tokens, tokenizer), float(score))
+         for tokens, score in zip(undo_padding(hyps[b], rel_lengths[b]), scores[b])]
         for b in range(hyps.shape[0])
     ]

@@ -158,13 +158,14 @@ def nbest_rescorer(language_model=None, tokenizer=None, lm_weight=0.0, bos_index
     return NBestRescorer(weights=weights, rescorers=rescorers)
 
 
-def hparams_nbest_rescorer(hparams, device="cpu"):
+def hparams_nbest_rescorer(hparams, device="cpu", with_lm=True):
     """:func:`nbest_rescorer` of a recipe's or an exported model's hparams
     (an object with attributes: ``lm_model``, ``lm_weight``, ``tokenizer``,
     ``lm_bos_index``, ``lm_eos_index``; ``lexicon_file`` and
-    ``oov_penalty``): the LM when ``lm_weight`` > 0, the lexicon when
+    ``oov_penalty``): the LM when ``lm_weight`` > 0 (and ``with_lm``: an
+    attention model fuses its LM in the search instead), the lexicon when
     ``oov_penalty`` > 0; None when neither. The LM is moved to ``device``."""
-    lm = getattr(hparams, "lm_model", None)
+    lm = getattr(hparams, "lm_model", None) if with_lm else None
     lm_weight = getattr(hparams, "lm_weight", 0.0) or 0.0
     oov_penalty = getattr(hparams, "oov_penalty", 0.0) or 0.0
     use_lm = lm is not None and lm_weight > 0

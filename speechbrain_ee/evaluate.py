@@ -64,7 +64,7 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
              lm_weight=None, ctc_weight=None, oov_penalty=None):
     """Per-exit WER/CER of an exported model on ``csv_path``; ``lm_weight``
     replaces the exported LM weight (0: decode without the LM), ``oov_penalty``
-    the exported penalty per N-best word outside the lexicon (CTC beam search)
+    the exported penalty per N-best word outside the lexicon (beam search)
     and, for an attention model, ``ctc_weight`` the CTC weight of the joint
     search (to tune them on a dev set).
 
@@ -134,7 +134,7 @@ def main(argv=None):
     parser.add_argument("--lm-weight", type=float, default=None,
                         help="LM weight instead of the exported one (0: no LM)")
     parser.add_argument("--oov-penalty", type=float, default=None,
-                        help="CTC beam search: penalty per N-best word outside the exported lexicon "
+                        help="beam search: penalty per N-best word outside the exported lexicon "
                              "instead of the exported one (0: none)")
     parser.add_argument("--ctc-weight", type=float, default=None,
                         help="attention models: CTC weight of the joint search instead of the exported one")

@@ -5,6 +5,7 @@ import torch
 from speechbrain.utils.Accuracy import AccuracyStats
 
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.decoding import hparams_nbest_rescorer
 from speechbrain_ee.inference.decoders import AttentionTextDecoder
 from speechbrain_ee.losses import early_exit_joint_loss
 
@@ -24,7 +25,8 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     default 0.3), ``label_smoothing`` (default 0.1), ``test_search`` (a
     partial of ``S2STransformerBeamSearcher``), ``ctc_weight_decode``
     (default 0.4), optional ``lm_scorer`` (``TransformerLMScorer``) and
-    ``lm_weight``. The blank (``blank_index``) is the last class of both heads.
+    ``lm_weight``, optional ``lexicon_file`` and ``oov_penalty`` (the N-best
+    lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`). The blank (``blank_index``) is the last class of both heads.
     """
 
     def compute_forward(self, batch, stage):
@@ -76,6 +78,7 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
                 ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4),
                 lm_scorer=getattr(self.hparams, "lm_scorer", None),
                 lm_weight=getattr(self.hparams, "lm_weight", 0.0),
+                rescorer=hparams_nbest_rescorer(self.hparams, self.device, with_lm=False),
             )
 
     def exit_stats(self, stage):

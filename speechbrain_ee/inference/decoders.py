@@ -109,6 +109,10 @@ class AttentionTextDecoder:
         Language model for shallow fusion, with ``lm_weight``.
     lm_weight : float
         Its weight.
+    rescorer : speechbrain.decoders.scorer.RescorerBuilder, optional
+        Rescores the search's N-best list (its ``beam_size`` best), e.g. the
+        lexicon penalty of :func:`speechbrain_ee.decoding.nbest_rescorer`
+        (the LM is fused in the search already).
 
     Example
     -------
@@ -134,7 +138,7 @@ class AttentionTextDecoder:
     needs_exit_output = True
 
     def __init__(self, model, tokenizer, searcher_factory, blank_index, eos_index,
-                 ctc_weight=0.4, lm_scorer=None, lm_weight=0.0):
+                 ctc_weight=0.4, lm_scorer=None, lm_weight=0.0, rescorer=None):
         self.model = model
         self.tokenizer = tokenizer
         self.searcher_factory = searcher_factory
@@ -143,6 +147,7 @@ class AttentionTextDecoder:
         self.ctc_weight = float(ctc_weight)
         self.lm_scorer = lm_scorer
         self.lm_weight = float(lm_weight)
+        self.rescorer = rescorer
         self._searchers = {}
 
     def searcher(self, exit_index, topk=None):
@@ -152,7 +157,7 @@ class AttentionTextDecoder:
         if key not in self._searchers:
             factory = self.searcher_factory
             if topk is not None:
-                beam = max(topk, factory.keywords.get("beam_size", topk)) if hasattr(factory, "keywords") else topk
+                beam = max(topk, self.beam_size or topk)
                 factory = partial(factory, return_topk=True, topk=topk, beam_size=beam)
             self._searchers[key] = exit_beam_searcher(
                 factory, self.model, exit_index, self.blank_index, self.eos_index,
@@ -169,12 +174,30 @@ class AttentionTextDecoder:
         for row, length in enumerate(lengths.tolist()):
             yield exit_output[row : row + 1, : int(length)], one
 
+    @property
+    def beam_size(self):
+        """The beam of ``searcher_factory`` (None when it does not set one)."""
+        return getattr(self.searcher_factory, "keywords", {}).get("beam_size")
+
     def __call__(self, log_probs, lengths, exit_output, exit_index):
+        if self.rescorer is not None:
+            return self.rescored(exit_output, lengths, exit_index)
         searcher = self.searcher(exit_index)
         return [
             " ".join(beam_search_transcripts(searcher, states, rel_len, self.tokenizer)[0])
             for states, rel_len in self.utterances(exit_output, lengths)
         ]
+
+    def rescored(self, exit_output, lengths, exit_index):
+        """Best hypothesis of each utterance after ``rescorer`` re-ranks the
+        search's ``beam_size`` best (searcher scores + weighted rescorer scores)."""
+        searcher = self.searcher(exit_index, topk=self.beam_size or 1)
+        texts = []
+        for states, rel_len in self.utterances(exit_output, lengths):
+            nbest = nbest_transcripts(searcher, states, rel_len, self.tokenizer)[0]
+            ranked, _ = self.rescorer.rescore([[" ".join(w) for w, _ in nbest]], [[s for _, s in nbest]])
+            texts.append(ranked[0][0])
+        return texts
 
     def nbest_scores(self, exit_output, lengths, exit_index, topk):
         """Scores of the ``topk`` best hypotheses of each utterance at an exit
@@ -186,6 +209,6 @@ class AttentionTextDecoder:
         ]
 
     def __repr__(self):
-        beam = getattr(self.searcher_factory, "keywords", {}).get("beam_size")
         lm = f" + LM x{self.lm_weight:g}" if self.lm_scorer is not None and self.lm_weight > 0 else ""
-        return f"joint CTC/attention beam search (beam {beam}, CTC x{self.ctc_weight:g}{lm})"
+        extra = "" if self.rescorer is None else describe_rescorer(self.rescorer)
+        return f"joint CTC/attention beam search (beam {self.beam_size}, CTC x{self.ctc_weight:g}{lm}{extra})"

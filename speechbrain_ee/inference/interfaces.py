@@ -116,6 +116,7 @@ class EarlyExitASR(Pretrained):
                 self.hparams.eos_index, ctc_weight=getattr(self.hparams, "ctc_weight", 0.4),
                 lm_scorer=getattr(self.hparams, "lm_scorer", None),
                 lm_weight=getattr(self.hparams, "lm_weight", 0.0),
+                rescorer=hparams_nbest_rescorer(self.hparams, self.device, with_lm=False),
             )
         if beam_size is None:
             beam_size = getattr(self.hparams, "beam_size", 0)

@@ -91,3 +91,36 @@ def test_sweep_table_matches_online_run(asr, wavs):
     online = asr.transcribe_batch(batch, lens, selector="confidence", threshold=threshold, topk=3)
     assert [t.exit_index for t in online] == list(offline)
     assert [t.text for t in online] == [table.hypotheses[i][e] for i, e in enumerate(offline)]
+
+
+def test_lexicon_penalty_reranks_the_attention_nbest(asr, wavs):
+    """With an N-best lexicon penalty the exit's decoder returns the best
+    hypothesis of its beam with the fewest unknown words; a negligible
+    penalty keeps the plain search's choice."""
+    from speechbrain_ee.aed_decoding import nbest_transcripts
+    from speechbrain_ee.decoding import nbest_rescorer
+
+    batch, lens = padded(wavs[:1])
+    inputs, lengths = asr.encode_inputs(batch, lens)
+    state, log_probs = asr.model.step(asr.model.start(inputs, lengths), 1)
+    states = asr.model.exit_output(state, 1)
+    plain = asr.decoder(log_probs, state.lengths, states, 1)
+    nbest = nbest_transcripts(asr.decoder.searcher(1, topk=3), states, torch.ones(1), asr.decoder.tokenizer)[0]
+    assert " ".join(nbest[0][0]) == plain[0]
+    words = {w for hyp, _ in nbest for w in hyp}
+    lexicon = set(nbest[-1][0]) or {"NOTAWORD"}  # only the last hypothesis is free of unknown words
+    unknown = [sum(w not in lexicon for w in hyp) for hyp, _ in nbest]
+    assert words, "the random model should spell some words"
+
+    def decode(penalty):
+        decoder = AttentionTextDecoder(
+            asr.model, asr.decoder.tokenizer, asr.decoder.searcher_factory, asr.decoder.blank_index,
+            asr.decoder.eos_index, ctc_weight=asr.decoder.ctc_weight,
+            rescorer=nbest_rescorer(lexicon=lexicon, oov_penalty=penalty),
+        )
+        assert "unknown words" in repr(decoder)
+        return decoder(log_probs, state.lengths, states, 1)[0]
+
+    assert decode(1e-9) == plain[0]
+    strict = decode(1e6)
+    assert sum(w not in lexicon for w in strict.split()) == min(unknown)

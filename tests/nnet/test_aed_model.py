@@ -126,3 +126,9 @@ def test_joint_searcher_and_nbest_run():
     assert scores == sorted(scores, reverse=True)
     assert all(str(BLANK) not in words for n in nbest for words, _ in n)
     assert token_ids_to_words([3, BLANK, 4], Tok()) == ["3", "4"]
+    # the N-best's first entry is the 1-best search's whole hypothesis (the
+    # searcher's N-best lengths are relative)
+    best = exit_beam_searcher(partial(factory, return_topk=False), model, 0, blank_index=BLANK,
+                              eos_index=EOS, ctc_weight=0.4)(enc_out, torch.tensor([1.0, 16 / 24]))[0]
+    assert [n[0][0] for n in nbest] == [token_ids_to_words(h, Tok()) for h in best]
+    assert any(n[0][0] for n in nbest)

@@ -7,6 +7,7 @@ import pathlib
 import pytest
 import torch
 
+from speechbrain_ee.decoding import transcript_words
 from speechbrain_ee.recipe import export_trained, run
 
 RECIPE = pathlib.Path(__file__).resolve().parents[2] / "recipes" / "AN4"
@@ -16,6 +17,7 @@ TINY = [
     "--num_decoder_layers=1", "--d_ffn_decoder=32", "--test_beam_size=2", "--lm_epochs=1",
     "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
     "--self_condition=True",  # the exits' CTC posteriors feed the layers above (travels with the export)
+    "--oov_penalty=1.0",  # the lexicon penalty re-ranks each exit's N-best (travels with the export)
 ]
 
 
@@ -30,9 +32,12 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert summary["exit_layers"] == [1, 2]
     assert len(summary["wer"]) == 2 and all(w >= 0 for w in summary["wer"])
     searchers = brain.test_decoder._searchers  # the test stage used the joint beam search...
-    assert sorted(searchers) == [(0, None), (1, None)]
-    weights = searchers[(1, None)].scorer.weights
+    assert sorted(searchers) == [(0, 2), (1, 2)]  # ...returning its 2 best for the lexicon penalty
+    weights = searchers[(1, 2)].scorer.weights
     assert weights["ctc"] == 0.6 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
+    assert sorted(brain.test_decoder.rescorer.rescorers) == ["lexicon"]  # the LM is fused, not rescored
+    lexicon = (out / "save" / "lexicon.txt").read_text().split()  # the training transcripts' words
+    assert lexicon == sorted(transcript_words(str(out / "manifests" / "train.csv")))
     assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
     assert "ACC_exit2" in brain.test_stats
     for layer in (1, 2):
@@ -50,6 +55,8 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert asr.mods.model.conditioning is not None
     assert asr.decoder.ctc_weight == 0.6
     assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
+    assert sorted(asr.decoder.rescorer.rescorers) == ["lexicon"]  # and so does the lexicon
+    assert asr.decoder.rescorer.weights["lexicon"] == 1.0
     lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
     assert lm_state and all(v.dtype == torch.float16 for v in lm_state.values() if v.is_floating_point())
     loaded_lm = asr.hparams.lm_scorer.lm.state_dict()
@@ -69,8 +76,9 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
                        ctc_weight=0.6, lm_weight=0.0)  # weights replaced for tuning on dev
     assert summary["exit_layers"] == [1, 2] and len(summary["wer"]) == 2
-    with pytest.raises(ValueError, match="has no lexicon"):
-        evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), oov_penalty=2.0)
+    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
+                       oov_penalty=0.0)  # the exported penalty replaced: no re-ranking
+    assert len(summary["wer"]) == 2
     # a finished run exports again from its best checkpoint, without training
     # (--debug kept the run's checkpoints in a temporary folder: save one where a run would)
     checkpointer = brain.checkpointer
