@@ -17,7 +17,7 @@ import tempfile
 
 from speechbrain_ee.cli import exit_code
 from speechbrain_ee.decoding import write_lexicon
-from speechbrain_ee.recipe import add_lexicon
+from speechbrain_ee.recipe import add_lexicon, has_lexicon
 
 
 def attach_lexicon(model_dir, csv_files, oov_penalty):
@@ -37,7 +37,7 @@ def attach_lexicon(model_dir, csv_files, oov_penalty):
         raise FileNotFoundError(f"not an exported model directory (no hyperparams.yaml): {model_dir}")
     with open(hyperparams) as handle:
         text = handle.read()
-    if "\nlexicon_file:" in "\n" + text:
+    if has_lexicon(text):
         raise ValueError(f"{hyperparams} already has a lexicon")
     if float(oov_penalty) < 0:
         raise ValueError(f"oov_penalty must be >= 0, got {oov_penalty}")

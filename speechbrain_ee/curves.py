@@ -20,7 +20,7 @@ import sys
 import time
 
 from speechbrain_ee.data.manifest import DataPreparationError
-from speechbrain_ee.recipe import has_language_model
+from speechbrain_ee.recipe import has_language_model, has_lexicon
 from speechbrain_ee.selection.sweep import ExitTable, decode_manifest, summarize, sweep
 
 STYLES = {
@@ -74,21 +74,27 @@ def plot_curves(rows, table, path, title=None):
     plt.close(fig)
 
 
-def lm_weight_override(model_dir, lm_weight):
-    """Hyperparameter overrides giving the model's LM ``lm_weight`` (None:
-    the exported weight); a model without an LM accepts only 0."""
-    if lm_weight is None:
-        return {}
+def rescoring_overrides(model_dir, lm_weight=None, oov_penalty=None):
+    """Hyperparameter overrides giving the model's LM ``lm_weight`` and its
+    lexicon ``oov_penalty`` (None: the exported value); a model without an
+    LM (a lexicon) accepts only 0 for it."""
     path = os.path.join(model_dir, "hyperparams.yaml")
     text = ""
     if os.path.isfile(path):
         with open(path) as handle:
             text = handle.read()
-    if not has_language_model(text):
-        if lm_weight:
-            raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM")
-        return {}
-    return {"lm_weight": float(lm_weight)}
+    overrides = {}
+    for flag, value, present, what in (
+        ("--lm-weight", lm_weight, has_language_model(text), "LM"),
+        ("--oov-penalty", oov_penalty, has_lexicon(text), "lexicon"),
+    ):
+        if value is None:
+            continue
+        if present:
+            overrides[flag[2:].replace("-", "_")] = float(value)
+        elif value:
+            raise ValueError(f"{flag} {value}: the model in {model_dir} has no {what}")
+    return overrides
 
 
 def main(argv=None):
@@ -103,6 +109,8 @@ def main(argv=None):
     parser.add_argument("--beam-size", type=int, default=0, help="0: greedy CTC transcripts")
     parser.add_argument("--lm-weight", type=float, default=None,
                         help="weight of the model's LM instead of the exported one (0: no LM)")
+    parser.add_argument("--oov-penalty", type=float, default=None,
+                        help="penalty per N-best word outside the model's lexicon instead of the exported one (0: none)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-points", type=int, default=100, help="thresholds per selector")
     parser.add_argument("--savedir", default=None)
@@ -117,7 +125,7 @@ def main(argv=None):
                 raise ValueError("give --model and --csv (or --table)")
             from speechbrain_ee.inference.interfaces import EarlyExitASR
 
-            overrides = lm_weight_override(args.model, args.lm_weight)
+            overrides = rescoring_overrides(args.model, args.lm_weight, args.oov_penalty)
             asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size,
                                             overrides=overrides)
             keys = ["entropy"] if args.no_confidence else ["entropy", "confidence"]

@@ -281,6 +281,18 @@ def has_language_model(text):
     return "\nlm_weight:" in "\n" + text
 
 
+def has_lexicon(text):
+    """Whether an exported ``hyperparams.yaml`` (its text) has a lexicon
+    (:func:`add_lexicon` sets ``lexicon_file``).
+
+    Example
+    -------
+    >>> has_lexicon("oov_penalty: 4.0" + chr(10) + "lexicon_file: x"), has_lexicon("vocab_size: 28")
+    (True, False)
+    """
+    return "\nlexicon_file:" in "\n" + text
+
+
 def add_language_model(text, hparams, folder, lm_yaml):
     """Adds the recipe's transformer LM (``lm_model``, defined by the file
     ``lm_yaml`` and included by the recipe as ``lm``) to an export:

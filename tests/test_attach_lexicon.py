@@ -1,6 +1,7 @@
 """Attaching a lexicon to an exported model directory."""
 
 from speechbrain_ee.attach_lexicon import main
+from speechbrain_ee.curves import rescoring_overrides
 
 HYPERPARAMS = "vocab_size: 28\n\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
 
@@ -22,6 +23,7 @@ def test_attach_writes_lexicon_and_penalty(tmp_path, capsys):
     assert "oov_penalty: 4.0\nlexicon_file: !ref <pretrained_path>/lexicon.txt\n\npretrainer: !new:" in text
     assert main(["--model", str(model), "--csv", str(train), "--oov-penalty", "4"]) == 2
     assert "already has a lexicon" in capsys.readouterr().err
+    assert rescoring_overrides(str(model), oov_penalty=2) == {"oov_penalty": 2.0}  # curves --oov-penalty
 
 
 def test_bad_input_writes_nothing(tmp_path, capsys):

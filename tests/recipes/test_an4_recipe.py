@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from speechbrain_ee.attach_lm import main as attach_lm_main
-from speechbrain_ee.curves import lm_weight_override
+from speechbrain_ee.curves import rescoring_overrides
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.evaluate import main as evaluate_main
 from speechbrain_ee.inference import EarlyExitASR
@@ -98,7 +98,7 @@ def test_attach_lm_to_an_exported_model(an4_dir, tmp_path, monkeypatch, capsys):
     assert (model / "lm.ckpt").is_file() and "lm_weight: 0.3" in (model / "hyperparams.yaml").read_text()
     asr = EarlyExitASR.from_hparams(source=str(model), savedir=str(tmp_path / "asr"))
     assert "LM rescoring x0.3" in repr(asr.build_decoder(beam_size=2))
-    assert lm_weight_override(str(model), 0.2) == {"lm_weight": 0.2}  # curves --lm-weight
+    assert rescoring_overrides(str(model), 0.2) == {"lm_weight": 0.2}  # curves --lm-weight
     capsys.readouterr()
     assert attach_lm_main([*common, "--lm_weight=0.3", f"--model={model}"]) == 2  # only once
     assert "already has an LM" in capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_ee.curves import lm_weight_override, main as curves_main
+from speechbrain_ee.curves import main as curves_main, rescoring_overrides
 from speechbrain_ee.data.manifest import Utterance, write_manifest
 from speechbrain_ee.inference import EarlyExitASR, run_dynamic
 from speechbrain_ee.inference.random_model import write_random_model_dir
@@ -176,4 +176,7 @@ def test_curve_command_lm_weight_needs_an_lm(model_and_manifest, capsys):
     out = str(tmp / "results" / "lm")
     assert curves_main(["--model", model_dir, "--csv", manifest, "--output", out, "--lm-weight", "0.3"]) == 2
     assert "has no LM" in capsys.readouterr().err
-    assert lm_weight_override(model_dir, 0.0) == {} and lm_weight_override(model_dir, None) == {}
+    assert rescoring_overrides(model_dir, 0.0) == {} and rescoring_overrides(model_dir, None) == {}
+    assert curves_main(["--model", model_dir, "--csv", manifest, "--output", out, "--oov-penalty", "2"]) == 2
+    assert "has no lexicon" in capsys.readouterr().err
+    assert rescoring_overrides(model_dir, oov_penalty=0.0) == {}
