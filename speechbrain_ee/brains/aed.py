@@ -26,7 +26,8 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     partial of ``S2STransformerBeamSearcher``), ``ctc_weight_decode``
     (default 0.4), optional ``lm_scorer`` (``TransformerLMScorer``) and
     ``lm_weight``, optional ``lexicon_file`` and ``oov_penalty`` (the N-best
-    lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`). The blank (``blank_index``) is the last class of both heads.
+    lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`).
+    The blank (``blank_index``) is the last class of both heads.
     """
 
     def compute_forward(self, batch, stage):
