@@ -41,7 +41,7 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
                  "lm.yaml", "lm.ckpt"):
         assert (tmp_path / "model" / name).is_file()
     assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
-    assert brain.rescorer.weights["transformerlm"] == 0.3  # ...rescored the test N-best lists
+    assert brain.rescorer.weights["transformerlm"] == 0.05  # ...rescored the test N-best lists (default chosen on dev)
     assert brain.rescorer.weights["lexicon"] == 4.0  # ...with the training words as lexicon
     train_words = {w for row in csv.DictReader(open(out / "manifests" / "train.csv")) for w in row["wrd"].split()}
     assert (tmp_path / "model" / "lexicon.txt").read_text().split() == sorted(train_words)
@@ -67,7 +67,7 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
     assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--beam-size", "2",
                           "--lm-weight", "0.2", "--output", str(tmp_path / "lm_eval")]) == 0
     asr = EarlyExitASR.from_hparams(source=str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
-    assert "LM rescoring x0.3 + unknown words -4" in repr(asr.build_decoder(beam_size=2))  # the inference API too
+    assert "LM rescoring x0.05 + unknown words -4" in repr(asr.build_decoder(beam_size=2))  # the inference API too
     assert "LM" not in repr(asr.build_decoder(beam_size=0))
     capsys.readouterr()
     assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--ctc-weight", "0.5"]) == 2
