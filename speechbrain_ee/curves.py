@@ -20,7 +20,7 @@ import sys
 import time
 
 from speechbrain_ee.data.manifest import DataPreparationError
-from speechbrain_ee.recipe import has_language_model, has_lexicon
+from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.selection.sweep import ExitTable, decode_manifest, summarize, sweep
 
 STYLES = {
@@ -72,29 +72,6 @@ def plot_curves(rows, table, path, title=None):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def rescoring_overrides(model_dir, lm_weight=None, oov_penalty=None):
-    """Hyperparameter overrides giving the model's LM ``lm_weight`` and its
-    lexicon ``oov_penalty`` (None: the exported value); a model without an
-    LM (a lexicon) accepts only 0 for it."""
-    path = os.path.join(model_dir, "hyperparams.yaml")
-    text = ""
-    if os.path.isfile(path):
-        with open(path) as handle:
-            text = handle.read()
-    overrides = {}
-    for flag, value, present, what in (
-        ("--lm-weight", lm_weight, has_language_model(text), "LM"),
-        ("--oov-penalty", oov_penalty, has_lexicon(text), "lexicon"),
-    ):
-        if value is None:
-            continue
-        if present:
-            overrides[flag[2:].replace("-", "_")] = float(value)
-        elif value:
-            raise ValueError(f"{flag} {value}: the model in {model_dir} has no {what}")
-    return overrides
 
 
 def main(argv=None):

@@ -196,6 +196,19 @@ def describe_rescorer(rescorer):
     return text
 
 
+def best_rescored(rescorer, texts, scores):
+    """The best of one utterance's N-best ``texts`` (with the decoder's
+    ``scores``) once ``rescorer`` (:func:`nbest_rescorer`) has added its scores.
+
+    Example
+    -------
+    >>> best_rescored(nbest_rescorer(lexicon=["B"], oov_penalty=1.0), ["A", "B"], [0.0, -0.5])
+    'B'
+    """
+    ranked, _ = rescorer.rescore([list(texts)], [list(scores)])
+    return ranked[0][0]
+
+
 def rescored_beam_transcripts(searcher, log_probs, rel_lens, rescorer):
     """Best transcript (list of words) of each utterance after rescoring the
     N-best list of a CTC beam searcher (built with ``topk`` > 1 and
@@ -206,6 +219,5 @@ def rescored_beam_transcripts(searcher, log_probs, rel_lens, rescorer):
         if not hyps:
             transcripts.append([])
             continue
-        ranked, _ = rescorer.rescore([[h.text for h in hyps]], [[h.lm_score for h in hyps]])
-        transcripts.append(ranked[0][0].split())
+        transcripts.append(best_rescored(rescorer, [h.text for h in hyps], [h.lm_score for h in hyps]).split())
     return transcripts

@@ -32,6 +32,7 @@ from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.data.pipelines import load_dataset
 from speechbrain_ee.plotting import format_exit_table
+from speechbrain_ee.recipe import rescoring_overrides
 
 logger = logging.getLogger(__name__)
 
@@ -78,14 +79,7 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
     start = time.time()
     os.makedirs(output_folder, exist_ok=True)
     hparams = load_model_dir(model_dir)
-    if lm_weight is not None:
-        if lm_weight and "lm_weight" not in hparams:  # every export with an LM sets its weight
-            raise ValueError(f"--lm-weight {lm_weight}: the model in {model_dir} has no LM (no lm.ckpt)")
-        hparams["lm_weight"] = float(lm_weight)
-    if oov_penalty is not None:
-        if oov_penalty and "lexicon_file" not in hparams:
-            raise ValueError(f"--oov-penalty {oov_penalty}: the model in {model_dir} has no lexicon (lexicon.txt)")
-        hparams["oov_penalty"] = float(oov_penalty)
+    hparams.update(rescoring_overrides(model_dir, lm_weight, oov_penalty))
     hparams.update(
         error_rate_computer=ErrorRateStats,
         cer_computer=lambda: ErrorRateStats(split_tokens=True),

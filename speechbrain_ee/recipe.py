@@ -293,6 +293,29 @@ def has_lexicon(text):
     return "\nlexicon_file:" in "\n" + text
 
 
+def rescoring_overrides(model_dir, lm_weight=None, oov_penalty=None):
+    """Hyperparameter overrides (for ``evaluate`` and ``curves``) giving the model's LM ``lm_weight`` and its
+    lexicon ``oov_penalty`` (None: the exported value); a model without an
+    LM (a lexicon) accepts only 0 for it."""
+    path = os.path.join(model_dir, "hyperparams.yaml")
+    text = ""
+    if os.path.isfile(path):
+        with open(path) as handle:
+            text = handle.read()
+    overrides = {}
+    for flag, value, present, what in (
+        ("--lm-weight", lm_weight, has_language_model(text), "LM (no lm.ckpt)"),
+        ("--oov-penalty", oov_penalty, has_lexicon(text), "lexicon (no lexicon.txt)"),
+    ):
+        if value is None:
+            continue
+        if present:
+            overrides[flag[2:].replace("-", "_")] = float(value)
+        elif value:
+            raise ValueError(f"{flag} {value}: the model in {model_dir} has no {what}")
+    return overrides
+
+
 def add_language_model(text, hparams, folder, lm_yaml):
     """Adds the recipe's transformer LM (``lm_model``, defined by the file
     ``lm_yaml`` and included by the recipe as ``lm``) to an export:

@@ -1,7 +1,7 @@
 """Attaching a lexicon to an exported model directory."""
 
 from speechbrain_ee.attach_lexicon import main
-from speechbrain_ee.curves import rescoring_overrides
+from speechbrain_ee.recipe import rescoring_overrides
 
 HYPERPARAMS = "vocab_size: 28\n\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
 

@@ -7,7 +7,8 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
 from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher, nbest_transcripts
 from speechbrain_ee.decoding import (
-    beam_transcripts, ctc_vocab_list, describe_rescorer, greedy_transcripts, rescored_beam_transcripts,
+    beam_transcripts, best_rescored, ctc_vocab_list, describe_rescorer, greedy_transcripts,
+    rescored_beam_transcripts,
 )
 from speechbrain_ee.selection.measures import nbest_searcher
 
@@ -195,8 +196,7 @@ class AttentionTextDecoder:
         texts = []
         for states, rel_len in self.utterances(exit_output, lengths):
             nbest = nbest_transcripts(searcher, states, rel_len, self.tokenizer)[0]
-            ranked, _ = self.rescorer.rescore([[" ".join(w) for w, _ in nbest]], [[s for _, s in nbest]])
-            texts.append(ranked[0][0])
+            texts.append(best_rescored(self.rescorer, [" ".join(w) for w, _ in nbest], [s for _, s in nbest]))
         return texts
 
     def nbest_scores(self, exit_output, lengths, exit_index, topk):

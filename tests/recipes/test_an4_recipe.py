@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from speechbrain_ee.attach_lm import main as attach_lm_main
-from speechbrain_ee.curves import rescoring_overrides
+from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.evaluate import main as evaluate_main
 from speechbrain_ee.inference import EarlyExitASR

@@ -9,7 +9,8 @@ import pytest
 import soundfile
 import torch
 
-from speechbrain_ee.curves import main as curves_main, rescoring_overrides
+from speechbrain_ee.curves import main as curves_main
+from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.data.manifest import Utterance, write_manifest
 from speechbrain_ee.inference import EarlyExitASR, run_dynamic
 from speechbrain_ee.inference.random_model import write_random_model_dir
