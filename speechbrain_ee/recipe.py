@@ -105,9 +105,7 @@ def run(argv=None):
     if "lr_annealing" in hparams and hasattr(hparams["lr_annealing"], "num_training_steps"):
         steps_per_epoch = len(brain.make_dataloader(train, sb.Stage.TRAIN, **train_opts))
         accumulation = hparams.get("grad_accumulation_factor", 1)
-        brain.planned_training_steps = (
-            hparams["number_of_epochs"] * steps_per_epoch // accumulation
-        )
+        brain.optimizer_steps_per_epoch = steps_per_epoch // accumulation
     start = time.time()
     brain.fit(
         hparams["epoch_counter"],

@@ -40,3 +40,35 @@ def test_without_budget_runs_all_epochs(monkeypatch):
     for _ in counter:
         clock.now += 1e6
     assert counter.current == 4 and not counter.stopped_for_time
+
+
+def test_fit_to_budget_lowers_the_limit_to_what_fits(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=10, budget_s=100, fit_to_budget=True)
+    limits = []
+    for epoch in counter:
+        clock.now += 20 if epoch == 1 else 15
+        limits.append(counter.limit)
+    # after epoch 2 (35 s spent, 15 s per epoch): 2 + 65 // 15 = 6 epochs fit
+    assert counter.current == 6 and counter.limit == 6 and counter.planned_limit == 10
+    assert limits[:2] == [10, 10] and set(limits[2:]) == {6}
+    assert not counter.stopped_for_time  # the plan ended it, not the guard
+
+
+def test_fit_to_budget_never_raises_the_limit(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=3, budget_s=1000, fit_to_budget=True)
+    for _ in counter:
+        clock.now += 10
+    assert counter.current == 3 and counter.limit == 3
+
+
+def test_without_fit_to_budget_the_limit_stays(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=10, budget_s=100)
+    for _ in counter:
+        clock.now += 15
+    assert counter.limit == 10 and counter.stopped_for_time

@@ -98,14 +98,27 @@ class EarlyExitCTCBrain(sb.Brain):
         return list(self.modules.model.exit_layers)
 
     def on_fit_start(self):
-        """Recovers the checkpoint, then applies the planned length of the
-        learning-rate schedule (``planned_training_steps``, set by
-        :func:`speechbrain_ee.recipe.run` from the epochs and batches), so a
-        resumed run with another ``number_of_epochs`` anneals to its new end."""
+        """Recovers the checkpoint, then plans the learning-rate schedule
+        (:meth:`plan_schedule`), so a resumed run with another
+        ``number_of_epochs`` anneals to its new end."""
         super().on_fit_start()
-        planned = getattr(self, "planned_training_steps", None)
+        self.plan_schedule()
+
+    def plan_schedule(self):
+        """Sets the length of ``lr_annealing`` (``num_training_steps``) to
+        the epochs ``epoch_counter`` plans (its ``limit``, which a
+        :class:`~speechbrain_ee.time_budget.TimeBudgetEpochCounter` with
+        ``fit_to_budget`` lowers to what fits) times
+        ``optimizer_steps_per_epoch`` (set by :func:`speechbrain_ee.recipe.run`).
+        Does nothing when either is missing."""
+        per_epoch = getattr(self, "optimizer_steps_per_epoch", None)
         annealing = getattr(self.hparams, "lr_annealing", None)
-        if planned and hasattr(annealing, "num_training_steps"):
+        counter = getattr(self.hparams, "epoch_counter", None)
+        if not per_epoch or counter is None or not hasattr(annealing, "num_training_steps"):
+            return
+        planned = counter.limit * per_epoch
+        if planned != annealing.num_training_steps:
+            logger.info("learning-rate schedule: %d steps (%d epochs)", planned, counter.limit)
             annealing.num_training_steps = planned
 
     def on_evaluate_start(self, max_key=None, min_key=None):
@@ -124,7 +137,11 @@ class EarlyExitCTCBrain(sb.Brain):
             self.hparams.lr_annealing(self.optimizer)
 
     def on_stage_start(self, stage, epoch=None):
-        """Resets the per-exit accumulators."""
+        """Resets the per-exit accumulators; re-plans the learning-rate
+        schedule before each training epoch (the epoch counter may have
+        lowered its limit to fit its time budget)."""
+        if stage == sb.Stage.TRAIN:
+            self.plan_schedule()
         n = len(self.exit_layers)
         self.exit_loss_sums = [0.0] * n
         self.exit_loss_count = 0
