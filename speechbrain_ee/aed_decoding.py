@@ -96,3 +96,58 @@ def nbest_transcripts(searcher, encoder_out, rel_lens, tokenizer):
          for tokens, score in zip(undo_padding(hyps[b], rel_lengths[b]), scores[b])]
         for b in range(hyps.shape[0])
     ]
+
+
+def attention_scores(model, exit_index, encoder_out, token_lists, bos_index, eos_index):
+    """Teacher-forced log-probability, under exit ``exit_index``'s decoder, of
+    each token sequence followed by EOS (the attention half of attention
+    rescoring).
+
+    Arguments
+    ---------
+    model : EarlyExitAED
+        The model (its ``decoders`` and ``ce_heads``).
+    exit_index : int
+        The exit whose decoder scores.
+    encoder_out : torch.Tensor
+        That exit's states for one utterance, ``(1, time, d_model)``.
+    token_lists : list of list of int
+        The hypotheses' token ids (no BOS/EOS).
+    bos_index, eos_index : int
+        Decoder start token and end of sentence.
+
+    Returns
+    -------
+    list of float
+        One summed log-probability per hypothesis.
+
+    Example
+    -------
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, ExitHeads, MaskedConvFrontEnd
+    >>> from speechbrain_ee.nnet.aed_model import EarlyExitAED, ExitDecoder
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4,)), d_model=16,
+    ...     nhead=2, d_ffn=32, num_layers=2, exit_layers=[1, 2])
+    >>> model = EarlyExitAED(enc, ExitHeads(16, 8, 2), [ExitDecoder(8, 16, 2, 32, 1) for _ in range(2)],
+    ...                      ExitHeads(16, 8, 2)).eval()
+    >>> out = model.exit_output(model.start(torch.rand(1, 24, 20), torch.tensor([24])), 1)
+    >>> scores = attention_scores(model, 1, out, [[3, 4], [5]], bos_index=1, eos_index=2)
+    >>> len(scores), all(s < 0 for s in scores)
+    (2, True)
+    """
+    if not token_lists:
+        return []
+    count, longest = len(token_lists), max(len(t) for t in token_lists) + 1
+    inputs = torch.full((count, longest), bos_index, dtype=torch.long, device=encoder_out.device)
+    targets = torch.full((count, longest), -1, dtype=torch.long, device=encoder_out.device)
+    for row, tokens in enumerate(token_lists):
+        tokens = torch.as_tensor(tokens, dtype=torch.long, device=encoder_out.device)
+        inputs[row, 1 : len(tokens) + 1] = tokens  # BOS, tokens, then padding the causal mask hides
+        targets[row, : len(tokens)] = tokens
+        targets[row, len(tokens)] = eos_index
+    memory = encoder_out.expand(count, -1, -1)
+    memory_lengths = torch.full((count,), encoder_out.shape[1], device=encoder_out.device)
+    with torch.no_grad():
+        log_probs = model.ce_heads(exit_index, model.decoders[exit_index](inputs, memory, memory_lengths))
+    real = targets >= 0
+    picked = log_probs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return (picked * real).sum(dim=1).tolist()

@@ -20,6 +20,7 @@ import sys
 import time
 
 from speechbrain_ee.data.manifest import DataPreparationError
+from speechbrain_ee.inference.decoders import AED_DECODINGS
 from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.selection.sweep import ExitTable, decode_manifest, summarize, sweep
 
@@ -88,6 +89,8 @@ def main(argv=None):
                         help="weight of the model's LM instead of the exported one (0: no LM)")
     parser.add_argument("--oov-penalty", type=float, default=None,
                         help="penalty per N-best word outside the model's lexicon instead of the exported one (0: none)")
+    parser.add_argument("--decoding", choices=AED_DECODINGS, default=None,
+                        help="attention models: joint search or attention rescoring instead of the exported one")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-points", type=int, default=100, help="thresholds per selector")
     parser.add_argument("--savedir", default=None)
@@ -104,7 +107,7 @@ def main(argv=None):
 
             overrides = rescoring_overrides(args.model, args.lm_weight, args.oov_penalty)
             asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size,
-                                            overrides=overrides)
+                                            overrides=overrides, aed_decoding=args.decoding)
             keys = ["entropy"] if args.no_confidence else ["entropy", "confidence"]
             table = decode_manifest(asr, args.csv, args.batch_size, keys, topk=args.topk, progress=True)
             decoder = repr(asr.decoder)

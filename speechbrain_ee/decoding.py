@@ -161,7 +161,8 @@ def nbest_rescorer(language_model=None, tokenizer=None, lm_weight=0.0, bos_index
 def hparams_nbest_rescorer(hparams, device="cpu", with_lm=True):
     """:func:`nbest_rescorer` of a recipe's or an exported model's hparams
     (an object with attributes: ``lm_model``, ``lm_weight``, ``tokenizer``,
-    ``lm_bos_index``, ``lm_eos_index``; ``lexicon_file`` and
+    ``lm_bos_index``, ``lm_eos_index`` (default ``bos_index``,
+    ``eos_index``); ``lexicon_file`` and
     ``oov_penalty``): the LM when ``lm_weight`` > 0 (and ``with_lm``: an
     attention model fuses its LM in the search instead), the lexicon when
     ``oov_penalty`` > 0; None when neither. The LM is moved to ``device``."""
@@ -173,8 +174,12 @@ def hparams_nbest_rescorer(hparams, device="cpu", with_lm=True):
         return None
     lm_args = {}
     if use_lm:
+        # a CTC model's LM has its own BOS/EOS (lm_*_index); an AED's LM shares the model's
+        bos = getattr(hparams, "lm_bos_index", None)
+        eos = getattr(hparams, "lm_eos_index", None)
         lm_args = dict(language_model=lm.to(device).eval(), lm_weight=lm_weight,
-                       bos_index=hparams.lm_bos_index, eos_index=hparams.lm_eos_index)
+                       bos_index=hparams.bos_index if bos is None else bos,
+                       eos_index=hparams.eos_index if eos is None else eos)
     lexicon = load_lexicon(hparams.lexicon_file) if oov_penalty > 0 else None
     return nbest_rescorer(tokenizer=hparams.tokenizer, lexicon=lexicon, oov_penalty=oov_penalty,
                           device=device, **lm_args)

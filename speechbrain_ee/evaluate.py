@@ -10,7 +10,8 @@ replaces its weight, 0 turns it off: tune it on a dev set);
 attention models (``EarlyExitAED``) by the joint CTC/attention beam search
 of each exit's own decoder (``--beam-size`` 0 or ``--greedy``: the exported
 searcher's beam; ``--ctc-weight`` and ``--lm-weight`` replace the exported
-weights). The table follows the paper's Table 2 layout: one row per exit.
+weights; ``--decoding rescoring``: attention rescoring of the CTC prefix
+beam instead). The table follows the paper's Table 2 layout: one row per exit.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from speechbrain_ee.brains.aed import EarlyExitAEDBrain
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.data.pipelines import load_dataset
+from speechbrain_ee.inference.decoders import AED_DECODINGS
 from speechbrain_ee.plotting import format_exit_table
 from speechbrain_ee.recipe import rescoring_overrides
 
@@ -62,12 +64,14 @@ def load_model_dir(model_dir):
 
 
 def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, num_threads=None,
-             lm_weight=None, ctc_weight=None, oov_penalty=None):
+             lm_weight=None, ctc_weight=None, oov_penalty=None, aed_decoding=None):
     """Per-exit WER/CER of an exported model on ``csv_path``; ``lm_weight``
     replaces the exported LM weight (0: decode without the LM), ``oov_penalty``
     the exported penalty per N-best word outside the lexicon (beam search)
     and, for an attention model, ``ctc_weight`` the CTC weight of the joint
-    search (to tune them on a dev set).
+    search (to tune them on a dev set) and ``aed_decoding`` its decoding
+    (``joint`` or ``rescoring``, see
+    :func:`speechbrain_ee.inference.decoders.attention_decoder`).
 
     Returns
     -------
@@ -95,8 +99,10 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
             test_search=partial(search, beam_size=beam_size) if beam_size else search,
             ctc_weight_decode=hparams["ctc_weight"] if ctc_weight is None else float(ctc_weight),
         )
-    elif ctc_weight is not None:
-        raise ValueError("--ctc-weight applies to attention models (joint CTC/attention search) only")
+        if aed_decoding is not None:
+            hparams["aed_decoding"] = aed_decoding
+    elif ctc_weight is not None or aed_decoding is not None:
+        raise ValueError("--ctc-weight and --decoding apply to attention models (EarlyExitAED) only")
     elif beam_size:
         hparams["test_searcher"] = lambda **kw: CTCPrefixBeamSearcher(beam_size=beam_size, **kw)
         hparams["lm_nbest"] = beam_size  # an LM rescores the whole beam
@@ -132,6 +138,9 @@ def main(argv=None):
                              "instead of the exported one (0: none)")
     parser.add_argument("--ctc-weight", type=float, default=None,
                         help="attention models: CTC weight of the joint search instead of the exported one")
+    parser.add_argument("--decoding", choices=AED_DECODINGS, default=None,
+                        help="attention models: joint CTC/attention search or attention rescoring of "
+                             "the CTC prefix beam, instead of the exported one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     output = args.output
@@ -143,7 +152,7 @@ def main(argv=None):
         summary = evaluate(
             args.model, args.csv, output, beam_size=0 if args.greedy else args.beam_size,
             batch_size=args.batch_size, num_threads=args.threads, lm_weight=args.lm_weight,
-            ctc_weight=args.ctc_weight, oov_penalty=args.oov_penalty,
+            ctc_weight=args.ctc_weight, oov_penalty=args.oov_penalty, aed_decoding=args.decoding,
         )
     except (DataPreparationError, FileNotFoundError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)

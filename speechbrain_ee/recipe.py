@@ -363,8 +363,9 @@ def export_dtype(hparams):
 
 def attention_search_yaml(hparams):
     """The inference ``searcher`` (the recipe's ``test_search`` partial of
-    ``S2STransformerBeamSearcher``), ``eos_index`` and the decoding
-    ``ctc_weight`` of an attention model, as hyperparams text.
+    ``S2STransformerBeamSearcher``), ``eos_index``, the decoding
+    ``ctc_weight`` and ``aed_decoding`` (default ``joint``) of an attention
+    model, as hyperparams text.
 
     Example
     -------
@@ -377,6 +378,7 @@ def attention_search_yaml(hparams):
     bos_index: 1
     eos_index: 2
     ctc_weight: 0.4
+    aed_decoding: joint
     searcher: !name:speechbrain.decoders.seq2seq.S2STransformerBeamSearcher
         bos_index: 1
         eos_index: 2
@@ -387,6 +389,7 @@ def attention_search_yaml(hparams):
     return (
         f"\nbos_index: {hparams['bos_index']}\neos_index: {hparams['eos_index']}\n"
         f"ctc_weight: {hparams['ctc_weight_decode']}\n"
+        f"aed_decoding: {hparams.get('aed_decoding') or 'joint'}\n"
         f"searcher: !name:{search.func.__module__}.{search.func.__qualname__}{options}\n"
     )
 

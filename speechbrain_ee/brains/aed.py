@@ -5,8 +5,7 @@ import torch
 from speechbrain.utils.Accuracy import AccuracyStats
 
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
-from speechbrain_ee.decoding import hparams_nbest_rescorer
-from speechbrain_ee.inference.decoders import AttentionTextDecoder
+from speechbrain_ee.inference.decoders import attention_decoder
 from speechbrain_ee.losses import early_exit_joint_loss
 
 
@@ -26,7 +25,10 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     partial of ``S2STransformerBeamSearcher``), ``ctc_weight_decode``
     (default 0.4), optional ``lm_scorer`` (``TransformerLMScorer``) and
     ``lm_weight``, optional ``lexicon_file`` and ``oov_penalty`` (the N-best
-    lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`).
+    lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`),
+    optional ``aed_decoding`` (``"joint"``, the default, or ``"rescoring"``:
+    attention rescoring of the CTC prefix beam, see
+    :func:`speechbrain_ee.inference.decoders.attention_decoder`).
     The blank (``blank_index``) is the last class of both heads.
     """
 
@@ -73,13 +75,9 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
         self.acc_metrics = [AccuracyStats() for _ in self.exit_layers]
         self.test_decoder = None
         if stage == sb.Stage.TEST and hasattr(self.hparams, "test_search"):
-            self.test_decoder = AttentionTextDecoder(
-                self.modules.model, self.hparams.tokenizer, self.hparams.test_search,
-                blank_index=self.hparams.blank_index, eos_index=self.hparams.eos_index,
-                ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4),
-                lm_scorer=getattr(self.hparams, "lm_scorer", None),
-                lm_weight=getattr(self.hparams, "lm_weight", 0.0),
-                rescorer=hparams_nbest_rescorer(self.hparams, self.device, with_lm=False),
+            self.test_decoder = attention_decoder(
+                self.modules.model, self.hparams, self.hparams.test_search,
+                ctc_weight=getattr(self.hparams, "ctc_weight_decode", 0.4), device=self.device,
             )
 
     def exit_stats(self, stage):

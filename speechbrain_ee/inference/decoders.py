@@ -5,10 +5,12 @@ from functools import partial
 import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 
-from speechbrain_ee.aed_decoding import beam_search_transcripts, exit_beam_searcher, nbest_transcripts
+from speechbrain_ee.aed_decoding import (
+    attention_scores, beam_search_transcripts, exit_beam_searcher, nbest_transcripts,
+)
 from speechbrain_ee.decoding import (
     beam_transcripts, best_rescored, ctc_vocab_list, describe_rescorer, greedy_transcripts,
-    rescored_beam_transcripts,
+    hparams_nbest_rescorer, rescored_beam_transcripts,
 )
 from speechbrain_ee.selection.measures import nbest_searcher
 
@@ -212,3 +214,159 @@ class AttentionTextDecoder:
         lm = f" + LM x{self.lm_weight:g}" if self.lm_scorer is not None and self.lm_weight > 0 else ""
         extra = "" if self.rescorer is None else describe_rescorer(self.rescorer)
         return f"joint CTC/attention beam search (beam {self.beam_size}, CTC x{self.ctc_weight:g}{lm}{extra})"
+
+
+class AttentionRescoringDecoder:
+    """Exit states -> text by attention rescoring (WeNet's
+    ``attention_rescoring``): SpeechBrain's ``CTCPrefixBeamSearcher`` gives
+    the exit's CTC N-best list (``beam_size`` hypotheses), the exit's own
+    attention decoder scores each one teacher-forced in one batched pass, and
+    the best of ``ctc_weight`` x CTC + (1 - ``ctc_weight``) x attention
+    log-probability wins (then an optional ``rescorer``: transcript LM and/or
+    lexicon penalty, as for CTC models).
+
+    Far cheaper than the joint search (one decoder pass per utterance instead
+    of one per output token and beam entry), so N-best lists of the size of
+    the paper's Eq. 6 (K up to 300) become affordable: :meth:`nbest_scores`
+    gives the combined scores of the ``topk`` best. Called like
+    :class:`AttentionTextDecoder`.
+
+    Arguments
+    ---------
+    model : EarlyExitAED
+        The model (CTC heads, decoders, CE heads).
+    tokenizer : sentencepiece.SentencePieceProcessor
+        The model's tokenizer.
+    blank_index, bos_index, eos_index : int
+        CTC blank, decoder start and end of sentence.
+    beam_size : int
+        Prefix beam and N-best size.
+    ctc_weight : float
+        Weight of the CTC score (the attention score gets ``1 - ctc_weight``).
+    rescorer : speechbrain.decoders.scorer.RescorerBuilder, optional
+        :func:`speechbrain_ee.decoding.nbest_rescorer` applied to the combined scores.
+
+    Example
+    -------
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, ExitHeads, MaskedConvFrontEnd
+    >>> from speechbrain_ee.nnet.aed_model import EarlyExitAED, ExitDecoder
+    >>> class Tok:  # a stand-in for a SentencePiece processor with BOS 1 / EOS 2
+    ...     def get_piece_size(self): return 7
+    ...     def id_to_piece(self, i): return "xyz▁abc"[i]
+    ...     def encode_as_ids(self, text): return ["xyz▁abc".index(c) for c in text.replace(" ", "▁")]
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4,)), d_model=16,
+    ...     nhead=2, d_ffn=32, num_layers=2, exit_layers=[1, 2])
+    >>> model = EarlyExitAED(enc, ExitHeads(16, 8, 2), [ExitDecoder(8, 16, 2, 32, 1) for _ in range(2)],
+    ...                      ExitHeads(16, 8, 2)).eval()
+    >>> decoder = AttentionRescoringDecoder(model, Tok(), blank_index=7, bos_index=1, eos_index=2, beam_size=4)
+    >>> state, log_probs = model.step(model.start(torch.rand(2, 24, 20), torch.tensor([24, 16])), 0)
+    >>> texts = decoder(log_probs, state.lengths, model.exit_output(state, 0), 0)
+    >>> len(texts), all(isinstance(t, str) for t in texts)
+    (2, True)
+    """
+
+    needs_exit_output = True
+
+    def __init__(self, model, tokenizer, blank_index, bos_index, eos_index, beam_size=10,
+                 ctc_weight=0.3, rescorer=None):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.blank_index = blank_index
+        self.bos_index = bos_index
+        self.eos_index = eos_index
+        self.beam_size = int(beam_size)
+        if self.beam_size < 1:
+            raise ValueError(f"attention rescoring needs beam_size >= 1, got {beam_size}")
+        self.ctc_weight = float(ctc_weight)
+        if not 0.0 <= self.ctc_weight <= 1.0:
+            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        self.rescorer = rescorer
+        self._searchers = {}
+
+    def searcher(self, topk):
+        """The (cached) CTC prefix searcher returning the ``topk`` best."""
+        if topk not in self._searchers:
+            vocab = ctc_vocab_list(self.tokenizer, self.blank_index)
+            self._searchers[topk] = nbest_searcher(vocab, self.blank_index, topk=topk)
+        return self._searchers[topk]
+
+    def utterance_nbest(self, log_probs, exit_output, exit_index, topk):
+        """``(texts, combined scores)`` of one utterance's ``topk`` best
+        (``log_probs`` (1, T, C) and ``exit_output`` (1, T, D) trimmed to its
+        length), best first."""
+        hyps = self.searcher(topk)(log_probs.detach().float().cpu())[0]
+        texts = [h.text for h in hyps]
+        if not texts:
+            return [""], [0.0]
+        token_lists = [self.tokenizer.encode_as_ids(text) for text in texts]
+        attention = attention_scores(self.model, exit_index, exit_output, token_lists,
+                                     self.bos_index, self.eos_index)
+        scores = [self.ctc_weight * h.lm_score + (1.0 - self.ctc_weight) * att
+                  for h, att in zip(hyps, attention)]
+        order = sorted(range(len(texts)), key=lambda i: -scores[i])
+        return [texts[i] for i in order], [scores[i] for i in order]
+
+    def __call__(self, log_probs, lengths, exit_output, exit_index):
+        texts = []
+        for row, length in enumerate(lengths.tolist()):
+            length = int(length)
+            nbest, scores = self.utterance_nbest(
+                log_probs[row : row + 1, :length], exit_output[row : row + 1, :length], exit_index, self.beam_size
+            )
+            texts.append(nbest[0] if self.rescorer is None else best_rescored(self.rescorer, nbest, scores))
+        return [" ".join(text.split()) for text in texts]
+
+    def nbest_scores(self, exit_output, lengths, exit_index, topk):
+        """Combined scores of the ``topk`` best hypotheses of each utterance
+        (the paper's Eq. 6 confidence is computed from them); the CTC
+        posteriors come from the exit's CTC head."""
+        with torch.no_grad():
+            log_probs = self.model.ctc_heads(exit_index, exit_output)
+        return [
+            self.utterance_nbest(log_probs[row : row + 1, : int(n)], exit_output[row : row + 1, : int(n)],
+                                 exit_index, topk)[1]
+            for row, n in enumerate(lengths.tolist())
+        ]
+
+    def __repr__(self):
+        extra = "" if self.rescorer is None else describe_rescorer(self.rescorer)
+        return (f"attention rescoring of the CTC prefix beam (beam {self.beam_size}, "
+                f"CTC x{self.ctc_weight:g}{extra})")
+
+
+AED_DECODINGS = ("joint", "rescoring")
+
+
+def attention_decoder(model, hparams, searcher_factory, ctc_weight, device="cpu", beam_size=None):
+    """The text decoder of an :class:`~speechbrain_ee.nnet.aed_model.EarlyExitAED`
+    that ``hparams.aed_decoding`` names (default ``"joint"``):
+
+    * ``"joint"``: :class:`AttentionTextDecoder`, the joint CTC/attention
+      search of ``searcher_factory`` (its beam, or ``beam_size``) with the
+      LM fused (``lm_scorer``, ``lm_weight``) and the lexicon re-ranking;
+    * ``"rescoring"``: :class:`AttentionRescoringDecoder` over a CTC prefix
+      beam of ``beam_size`` (default the factory's beam), the LM and the
+      lexicon re-ranking the rescored N-best.
+
+    ``hparams`` is a recipe's or an exported model's hparams object
+    (``tokenizer``, ``blank_index``, ``bos_index``, ``eos_index``, optional LM
+    and lexicon keys).
+    """
+    decoding = getattr(hparams, "aed_decoding", None) or "joint"
+    if decoding not in AED_DECODINGS:
+        raise ValueError(f"aed_decoding must be one of {AED_DECODINGS}, got {decoding!r}")
+    factory_beam = getattr(searcher_factory, "keywords", {}).get("beam_size")
+    if decoding == "rescoring":
+        return AttentionRescoringDecoder(
+            model, hparams.tokenizer, hparams.blank_index, hparams.bos_index, hparams.eos_index,
+            beam_size=beam_size or factory_beam or 10, ctc_weight=ctc_weight,
+            rescorer=hparams_nbest_rescorer(hparams, device),
+        )
+    if beam_size:
+        searcher_factory = partial(searcher_factory, beam_size=int(beam_size))
+    return AttentionTextDecoder(
+        model, hparams.tokenizer, searcher_factory, hparams.blank_index, hparams.eos_index,
+        ctc_weight=ctc_weight, lm_scorer=getattr(hparams, "lm_scorer", None),
+        lm_weight=getattr(hparams, "lm_weight", 0.0),
+        rescorer=hparams_nbest_rescorer(hparams, device, with_lm=False),
+    )

@@ -4,7 +4,6 @@ attention encoder-decoder)."""
 import logging
 import os
 from dataclasses import dataclass
-from functools import partial
 from typing import Optional
 
 import torch
@@ -14,7 +13,7 @@ from speechbrain.utils.data_utils import batch_pad_right
 from speechbrain_ee.data.audio import AudioError, load_audio
 from speechbrain_ee.decoding import hparams_nbest_rescorer
 from speechbrain_ee.features import model_inputs
-from speechbrain_ee.inference.decoders import AttentionTextDecoder, CTCTextDecoder
+from speechbrain_ee.inference.decoders import CTCTextDecoder, attention_decoder
 from speechbrain_ee.inference.dynamic import run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
@@ -66,8 +65,10 @@ class EarlyExitASR(Pretrained):
     An attention model (``EarlyExitAED``; its hparams define ``searcher``, a
     partial ``S2STransformerBeamSearcher``, with ``eos_index`` and
     ``ctc_weight``) is decoded by the decoder of the exit each utterance
-    leaves at (:class:`AttentionTextDecoder`); its selectors still read that
-    exit's CTC posteriors, and the N-best confidence uses the joint beam search.
+    leaves at (:class:`AttentionTextDecoder`, or with ``aed_decoding:
+    rescoring`` :class:`AttentionRescoringDecoder`); its selectors still read
+    that exit's CTC posteriors, and the N-best confidence uses that decoder's
+    N-best list.
 
     Arguments
     ---------
@@ -84,8 +85,10 @@ class EarlyExitASR(Pretrained):
     HPARAMS_NEEDED = ["tokenizer", "blank_index", "sample_rate"]
     MODULES_NEEDED = ["model"]
 
-    def __init__(self, *args, beam_size=None, selector=None, **kwargs):
+    def __init__(self, *args, beam_size=None, selector=None, aed_decoding=None, **kwargs):
         super().__init__(*args, **kwargs)
+        if aed_decoding is not None:  # an attention model's decoding instead of the exported one
+            self.hparams.aed_decoding = aed_decoding
         self.decoder = self.build_decoder(beam_size)
         self.default_selector = selector if selector is not None else getattr(self.hparams, "selector", None)
 
@@ -109,14 +112,9 @@ class EarlyExitASR(Pretrained):
         """The text decoder of the model (see the class docstring)."""
         searcher = getattr(self.hparams, "searcher", None)
         if searcher is not None and hasattr(self.mods.model, "searcher_modules"):
-            if beam_size:
-                searcher = partial(searcher, beam_size=int(beam_size))
-            return AttentionTextDecoder(
-                self.mods.model, self.hparams.tokenizer, searcher, self.hparams.blank_index,
-                self.hparams.eos_index, ctc_weight=getattr(self.hparams, "ctc_weight", 0.4),
-                lm_scorer=getattr(self.hparams, "lm_scorer", None),
-                lm_weight=getattr(self.hparams, "lm_weight", 0.0),
-                rescorer=hparams_nbest_rescorer(self.hparams, self.device, with_lm=False),
+            return attention_decoder(
+                self.mods.model, self.hparams, searcher, ctc_weight=getattr(self.hparams, "ctc_weight", 0.4),
+                device=self.device, beam_size=beam_size,
             )
         if beam_size is None:
             beam_size = getattr(self.hparams, "beam_size", 0)

@@ -34,7 +34,7 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     searchers = brain.test_decoder._searchers  # the test stage used the joint beam search...
     assert sorted(searchers) == [(0, 2), (1, 2)]  # ...returning its 2 best for the lexicon penalty
     weights = searchers[(1, 2)].scorer.weights
-    assert weights["ctc"] == 0.6 and weights["transformerlm"] == 0.3  # ...with CTC and the LM
+    assert weights["ctc"] == 0.6 and weights["transformerlm"] == 0.15  # ...with CTC and the LM
     assert sorted(brain.test_decoder.rescorer.rescorers) == ["lexicon"]  # the LM is fused, not rescored
     lexicon = (out / "save" / "lexicon.txt").read_text().split()  # the training transcripts' words
     assert lexicon == sorted(transcript_words(str(out / "manifests" / "train.csv")))
@@ -54,7 +54,7 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert type(asr.decoder).__name__ == "AttentionTextDecoder"
     assert asr.mods.model.conditioning is not None
     assert asr.decoder.ctc_weight == 0.6
-    assert asr.decoder.lm_weight == 0.3 and asr.decoder.lm_scorer is not None  # the LM travels along
+    assert asr.decoder.lm_weight == 0.15 and asr.decoder.lm_scorer is not None  # the LM travels along
     assert sorted(asr.decoder.rescorer.rescorers) == ["lexicon"]  # and so does the lexicon
     assert asr.decoder.rescorer.weights["lexicon"] == 1.0
     lm_state = torch.load(tmp_path / "model" / "lm.ckpt")
@@ -79,6 +79,10 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
                        oov_penalty=0.0)  # the exported penalty replaced: no re-ranking
     assert len(summary["wer"]) == 2
+    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=4,
+                       aed_decoding="rescoring")  # attention rescoring of the CTC prefix beam
+    assert len(summary["wer"]) == 2
+    assert "aed_decoding: joint" in (tmp_path / "model" / "hyperparams.yaml").read_text()
     # a finished run exports again from its best checkpoint, without training
     # (--debug kept the run's checkpoints in a temporary folder: save one where a run would)
     checkpointer = brain.checkpointer

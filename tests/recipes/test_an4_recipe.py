@@ -71,7 +71,9 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
     assert "LM" not in repr(asr.build_decoder(beam_size=0))
     capsys.readouterr()
     assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--ctc-weight", "0.5"]) == 2
-    assert "--ctc-weight applies to attention models" in capsys.readouterr().err
+    assert "--ctc-weight and --decoding apply to attention models" in capsys.readouterr().err
+    assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--decoding", "rescoring"]) == 2
+    assert "apply to attention models" in capsys.readouterr().err
 
 
 def test_evaluate_bad_model_dir(tmp_path, capsys):
