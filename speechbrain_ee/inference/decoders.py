@@ -306,14 +306,18 @@ class AttentionRescoringDecoder:
         order = sorted(range(len(texts)), key=lambda i: -scores[i])
         return [texts[i] for i in order], [scores[i] for i in order]
 
+    def nbests(self, log_probs, lengths, exit_output, exit_index, topk):
+        """:meth:`utterance_nbest` of every utterance of a batch, each trimmed to its length."""
+        return [
+            self.utterance_nbest(log_probs[row : row + 1, :n], exit_output[row : row + 1, :n], exit_index, topk)
+            for row, n in enumerate(int(n) for n in lengths.tolist())
+        ]
+
     def __call__(self, log_probs, lengths, exit_output, exit_index):
-        texts = []
-        for row, length in enumerate(lengths.tolist()):
-            length = int(length)
-            nbest, scores = self.utterance_nbest(
-                log_probs[row : row + 1, :length], exit_output[row : row + 1, :length], exit_index, self.beam_size
-            )
-            texts.append(nbest[0] if self.rescorer is None else best_rescored(self.rescorer, nbest, scores))
+        texts = [
+            nbest[0] if self.rescorer is None else best_rescored(self.rescorer, nbest, scores)
+            for nbest, scores in self.nbests(log_probs, lengths, exit_output, exit_index, self.beam_size)
+        ]
         return [" ".join(text.split()) for text in texts]
 
     def nbest_scores(self, exit_output, lengths, exit_index, topk):
@@ -322,11 +326,7 @@ class AttentionRescoringDecoder:
         posteriors come from the exit's CTC head."""
         with torch.no_grad():
             log_probs = self.model.ctc_heads(exit_index, exit_output)
-        return [
-            self.utterance_nbest(log_probs[row : row + 1, : int(n)], exit_output[row : row + 1, : int(n)],
-                                 exit_index, topk)[1]
-            for row, n in enumerate(lengths.tolist())
-        ]
+        return [scores for _, scores in self.nbests(log_probs, lengths, exit_output, exit_index, topk)]
 
     def __repr__(self):
         extra = "" if self.rescorer is None else describe_rescorer(self.rescorer)
