@@ -30,7 +30,12 @@ import time
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
+from speechbrain_ee.benchmarking import (
+    benchmark_parser,
+    emit_result,
+    parse_benchmark_args,
+    random_training_batch,
+)
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.nnet.dropout import FastDropout
@@ -50,19 +55,6 @@ def parse_args(argv=None):
     return args
 
 
-def make_batch(batch, seconds, num_classes, generator):
-    """Waveforms of lengths spread from half to all of ``seconds / batch``
-    each, relative lengths, targets (12 per second) and their relative lengths."""
-    longest = int(16000 * seconds / batch)
-    samples = torch.linspace(longest // 2, longest, batch).long()
-    wavs = 0.1 * torch.randn(batch, longest, generator=generator)
-    for row, count in enumerate(samples):
-        wavs[row, count:] = 0.0
-    n_tokens = (samples * 12 // 16000).clamp(min=1)
-    tokens = torch.randint(0, num_classes - 1, (batch, int(n_tokens.max())), generator=generator)
-    return wavs, samples / longest, tokens, n_tokens / n_tokens.max()
-
-
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -73,7 +65,7 @@ def main(argv=None):
     model, normalize, fbank = hparams["model"].train(), hparams["normalize"].train(), hparams["compute_features"]
     blank = AN4_MODEL["output_neurons"] - 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    wavs, wav_lens, tokens, token_lens = make_batch(args.batch, args.seconds, blank + 1, generator)
+    wavs, wav_lens, tokens, token_lens = random_training_batch(args.batch, args.seconds, blank + 1, generator)
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
 
     def step(fast):

@@ -5,6 +5,8 @@ import argparse
 import json
 import os
 
+import torch
+
 
 def benchmark_parser(description, reps=30):
     """An ``ArgumentParser`` with the options every latency benchmark takes:
@@ -47,3 +49,27 @@ def emit_result(result, json_out=None):
             handle.write("\n")
     print(json.dumps(result))
     return result
+
+
+def random_training_batch(batch, seconds, num_classes, generator, first_token=0):
+    """A training batch of random audio for the step benchmarks: waveforms of
+    lengths spread from half to all of ``seconds / batch`` each (the AN4
+    recipes' 16 s dynamic batches hold ~5 utterances of ~3 s), their relative
+    lengths, random targets in ``first_token .. num_classes - 2`` (12 per
+    second; the last class is left for the CTC blank) and their relative
+    lengths.
+
+    Example
+    -------
+    >>> wavs, wav_lens, tokens, token_lens = random_training_batch(2, 1.0, 6, torch.Generator(), 3)
+    >>> wavs.shape, wav_lens.tolist(), tokens.shape, int(tokens.min()) >= 3, int(tokens.max()) <= 4
+    (torch.Size([2, 8000]), [0.5, 1.0], torch.Size([2, 6]), True, True)
+    """
+    longest = int(16000 * seconds / batch)
+    samples = torch.linspace(longest // 2, longest, batch).long()
+    wavs = 0.1 * torch.randn(batch, longest, generator=generator)
+    for row, count in enumerate(samples):
+        wavs[row, count:] = 0.0
+    n_tokens = (samples * 12 // 16000).clamp(min=1)
+    tokens = torch.randint(first_token, num_classes - 1, (batch, int(n_tokens.max())), generator=generator)
+    return wavs, samples / longest, tokens, n_tokens / n_tokens.max()

@@ -115,7 +115,14 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
     Arguments
     ---------
     ctc_log_probs, seq_log_probs : list of torch.Tensor
-        Per-exit CTC (B, T, C) and decoder (B, L, C) log-posteriors.
+        Per-exit CTC (B, T, C) and decoder (B, L, C) log-posteriors. An
+        entry of ``seq_log_probs`` may be None (that exit's decoder did not
+        run this step, see ``decoder_exits_per_step`` of
+        :class:`~speechbrain_ee.brains.aed.EarlyExitAEDBrain`): its exit then
+        contributes its CTC term only, and the CE of the k exits that ran is
+        scaled by n/k, so that with the k exits drawn uniformly the loss is an
+        unbiased estimate of the full sum (every exit's CE term is kept with
+        probability k/n).
     input_lens : torch.Tensor
         Relative lengths of the CTC outputs.
     tokens, token_lens : torch.Tensor
@@ -159,8 +166,12 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
     _, ctc_per_exit = early_exit_ctc_loss(
         ctc_log_probs, input_lens, tokens, token_lens, blank_index, reduction=reduction
     )
+    sampled = sum(seq is not None for seq in seq_log_probs)
+    if sampled == 0:
+        raise ValueError("no decoder output: at least one exit needs its CE term")
+    ce_scale = len(seq_log_probs) / sampled  # 1 when every decoder ran
     per_exit = [
-        ctc_weight * ctc + (1 - ctc_weight) * sequence_ce_loss(
+        ctc_weight * ctc if seq is None else ctc_weight * ctc + (1 - ctc_weight) * ce_scale * sequence_ce_loss(
             seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing, reduction=reduction)
         for ctc, seq in zip(ctc_per_exit, seq_log_probs)
     ]

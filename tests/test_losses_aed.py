@@ -83,3 +83,33 @@ def test_joint_loss_rejects_mismatched_exits():
     ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
     with pytest.raises(ValueError, match="2 decoder outputs for 3 CTC exits"):
         early_exit_joint_loss(ctc, seq[:2], in_lens, tokens, tokens_lens, tokens_eos, eos_lens, BLANK, BOS)
+
+
+def test_skipped_decoders_keep_the_loss_unbiased():
+    """With k of n decoders run, the skipped exits give their CTC term only and
+    the others' CE is scaled by n/k: averaged over all k-subsets of exits the
+    loss is the full joint loss, exit by exit."""
+    from itertools import combinations
+
+    ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
+    args = (in_lens, tokens, tokens_lens, tokens_eos, eos_lens, BLANK, BOS)
+    full_total, full_per_exit = early_exit_joint_loss(ctc, seq, *args)
+    subsets = list(combinations(range(3), 2))
+    totals, per_exit_sums = [], torch.zeros(3)
+    for subset in subsets:
+        partial_seq = [s if i in subset else None for i, s in enumerate(seq)]
+        total, per_exit = early_exit_joint_loss(ctc, partial_seq, *args)
+        skipped = ({0, 1, 2} - set(subset)).pop()
+        ctc_only, _ = early_exit_joint_loss([ctc[skipped]], [seq[skipped]], *args, ctc_weight=1.0)
+        assert torch.allclose(per_exit[skipped], 0.3 * ctc_only)
+        totals.append(total)
+        per_exit_sums += torch.stack(per_exit).detach()
+    assert torch.allclose(sum(totals) / len(subsets), full_total)
+    assert torch.allclose(per_exit_sums / len(subsets), torch.stack(full_per_exit).detach())
+
+
+def test_no_decoder_output_is_rejected():
+    ctc, seq, in_lens, tokens, tokens_lens, tokens_eos, eos_lens = batch()
+    with pytest.raises(ValueError, match="at least one exit needs its CE term"):
+        early_exit_joint_loss(ctc, [None] * 3, in_lens, tokens, tokens_lens, tokens_eos, eos_lens,
+                              BLANK, BOS)

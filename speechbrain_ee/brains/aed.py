@@ -28,7 +28,12 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     lexicon penalty, see :func:`speechbrain_ee.decoding.nbest_rescorer`),
     optional ``aed_decoding`` (``"joint"``, the default, or ``"rescoring"``:
     attention rescoring of the CTC prefix beam, see
-    :func:`speechbrain_ee.inference.decoders.attention_decoder`).
+    :func:`speechbrain_ee.inference.decoders.attention_decoder`), optional
+    ``decoder_exits_per_step`` (k: in each training step only k exits, drawn
+    uniformly, run their decoders; their CE is scaled by n/k so the loss
+    stays an unbiased estimate of Eq. 2, see
+    :func:`~speechbrain_ee.losses.early_exit_joint_loss`; every exit's CTC
+    term is always computed, and validation/test run every decoder).
     The blank (``blank_index``) is the last class of both heads.
     """
 
@@ -38,10 +43,24 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
         inputs, lengths = self.batch_inputs(batch, stage)
         tokens_bos, _ = batch.tokens_bos
         ctc, seq, out_lens, enc_outs = self.modules.model.forward_joint(
-            inputs, lengths, tokens_bos, return_states=True
+            inputs, lengths, tokens_bos, return_states=True,
+            decoder_exits=self.sample_decoder_exits() if stage == sb.Stage.TRAIN else None,
         )
         rel_lens = out_lens.float() / ctc[0].shape[1]
         return ctc, seq, enc_outs, rel_lens
+
+    def sample_decoder_exits(self):
+        """Exit indices whose decoders run in this training step: all (None)
+        unless ``decoder_exits_per_step`` is k < number of exits, then k drawn
+        uniformly without replacement (torch's global generator, so seeded
+        runs repeat)."""
+        count = getattr(self.hparams, "decoder_exits_per_step", None)
+        num_exits = len(self.exit_layers)
+        if count is None or count == num_exits:
+            return None
+        if not isinstance(count, int) or not 1 <= count <= num_exits:
+            raise ValueError(f"decoder_exits_per_step must be an integer in 1..{num_exits} (or null), got {count!r}")
+        return sorted(torch.randperm(num_exits)[:count].tolist())
 
     def compute_objectives(self, predictions, batch, stage):
         """Joint loss summed over exits; per-exit WER/CER/accuracy outside training."""

@@ -163,16 +163,24 @@ class EarlyExitAED(EarlyExitCTC):
         if ``state`` is below it): what that exit's decoder attends to."""
         return self.advance(state, exit_index)[1]
 
-    def forward_joint(self, feats, lengths, tokens_bos, max_exit=None, return_states=False):
+    def forward_joint(self, feats, lengths, tokens_bos, max_exit=None, return_states=False,
+                      decoder_exits=None):
         """Teacher-forced training pass.
 
         Returns per-exit CTC log-posteriors ``(B, T, C)``, per-exit decoder
         log-posteriors ``(B, L, C)`` for the BOS-prefixed ``tokens_bos``, the
         output frame counts and, with ``return_states``, the exit outputs.
+        With ``decoder_exits`` (exit indices), only those exits' decoders run;
+        the others' decoder entries are None.
         """
         outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)
+        if decoder_exits is None:
+            decoder_exits = range(len(outputs))
+        run = set(decoder_exits)
+        if not run <= set(range(len(outputs))):
+            raise ValueError(f"decoder_exits {sorted(run)} outside the {len(outputs)} exits computed")
         ctc = [self.ctc_heads(i, out) for i, out in enumerate(outputs)]
-        seq = [self.ce_heads(i, self.decoders[i](tokens_bos, out, out_lengths))
+        seq = [self.ce_heads(i, self.decoders[i](tokens_bos, out, out_lengths)) if i in run else None
                for i, out in enumerate(outputs)]
         if return_states:
             return ctc, seq, out_lengths, outputs

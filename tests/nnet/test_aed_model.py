@@ -51,6 +51,23 @@ def test_exit_decoder_batch_equals_alone():
     assert torch.allclose(seq[2][1, :2], alone[2][0], atol=1e-5)
 
 
+def test_decoder_exits_run_only_those_decoders():
+    model = tiny_model()
+    feats, lens = torch.rand(2, 40, 12), torch.tensor([40, 30])
+    tokens = torch.tensor([[1, 3, 4], [1, 5, 0]])
+    ctc_all, seq_all, _ = model.forward_joint(feats, lens, tokens)
+    calls = []
+    for i, decoder in enumerate(model.decoders):
+        decoder.register_forward_hook(lambda module, args, out, i=i: calls.append(i))
+    ctc, seq, _ = model.forward_joint(feats, lens, tokens, decoder_exits=[2, 0])
+    assert calls == [0, 2]
+    assert seq[1] is None
+    assert torch.allclose(seq[0], seq_all[0]) and torch.allclose(seq[2], seq_all[2])
+    assert all(torch.allclose(a, b) for a, b in zip(ctc, ctc_all))  # every CTC head still runs
+    with pytest.raises(ValueError, match=r"decoder_exits \[3\] outside the 3 exits"):
+        model.forward_joint(feats, lens, tokens, decoder_exits=[3])
+
+
 def test_incremental_interface_matches_forward():
     model = tiny_model()
     feats, lens = torch.rand(2, 40, 12), torch.tensor([40, 30])

@@ -18,6 +18,7 @@ TINY = [
     "--number_of_epochs=1", "--debug", "--debug_batches=2", "--device=cpu",
     "--self_condition=True",  # the exits' CTC posteriors feed the layers above (travels with the export)
     "--oov_penalty=1.0",  # the lexicon penalty re-ranks each exit's N-best (travels with the export)
+    "--decoder_exits_per_step=1",  # one decoder per training step, drawn at random
 ]
 
 
