@@ -29,13 +29,13 @@ import sys
 import time
 
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_ee.benchmarking import (
-    benchmark_parser,
     emit_result,
-    parse_benchmark_args,
+    load_training_model,
+    parse_training_step_args,
     random_training_batch,
+    training_step_parser,
 )
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.losses import early_exit_joint_loss
@@ -47,16 +47,11 @@ BOS, EOS = 1, 2  # SentencePiece ids of the AN4 recipe; tokens start at 3
 
 
 def parse_args(argv=None):
-    parser = benchmark_parser(__doc__.splitlines()[0], reps=20)
-    parser.add_argument("--hparams", default=os.path.join(REPO_ROOT, "hparams", "conformer_aed_small.yaml"))
-    parser.add_argument("--batch", type=int, default=5, help="utterances per batch")
+    parser = training_step_parser(__doc__.splitlines()[0], os.path.join(REPO_ROOT, "hparams", "conformer_aed_small.yaml"))
     parser.set_defaults(seconds=16.0)  # audio per batch: the recipe's max_batch_length
     parser.add_argument("--decoders", type=int, nargs="+", default=[3, 2],
                         help="decoders run per step (k), each timed against all of them")
-    args = parse_benchmark_args(parser, argv)
-    if args.batch < 1:
-        parser.error("--batch must be >= 1")
-    return args
+    return parse_training_step_args(parser, argv)
 
 
 def decoder_targets(tokens, token_lens):
@@ -74,9 +69,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with open(args.hparams) as handle:
-        hparams = load_hyperpyyaml(handle, overrides=AN4_MODEL)
-    model, normalize, fbank = hparams["model"].train(), hparams["normalize"].train(), hparams["compute_features"]
+    model, normalize, fbank = load_training_model(args.hparams, AN4_MODEL)
     num_exits = len(model.exit_layers)
     if not all(1 <= k <= num_exits for k in args.decoders):
         raise SystemExit(f"--decoders must be in 1..{num_exits}, got {args.decoders}")

@@ -28,13 +28,13 @@ import sys
 import time
 
 import torch
-from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_ee.benchmarking import (
-    benchmark_parser,
     emit_result,
-    parse_benchmark_args,
+    load_training_model,
+    parse_training_step_args,
     random_training_batch,
+    training_step_parser,
 )
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.losses import early_exit_ctc_loss
@@ -46,13 +46,8 @@ AN4_MODEL = {"output_neurons": 29, "cnn_channels": [64, 32]}
 
 
 def parse_args(argv=None):
-    parser = benchmark_parser(__doc__.splitlines()[0], reps=20)
-    parser.add_argument("--hparams", default=os.path.join(REPO_ROOT, "hparams", "conformer_ctc_small.yaml"))
-    parser.add_argument("--batch", type=int, default=5, help="utterances per batch")
-    args = parse_benchmark_args(parser, argv)
-    if args.batch < 1:
-        parser.error("--batch must be >= 1")
-    return args
+    parser = training_step_parser(__doc__.splitlines()[0], os.path.join(REPO_ROOT, "hparams", "conformer_ctc_small.yaml"))
+    return parse_training_step_args(parser, argv)
 
 
 def main(argv=None):
@@ -60,9 +55,7 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
-    with open(args.hparams) as handle:
-        hparams = load_hyperpyyaml(handle, overrides=AN4_MODEL)
-    model, normalize, fbank = hparams["model"].train(), hparams["normalize"].train(), hparams["compute_features"]
+    model, normalize, fbank = load_training_model(args.hparams, AN4_MODEL)
     blank = AN4_MODEL["output_neurons"] - 1
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     wavs, wav_lens, tokens, token_lens = random_training_batch(args.batch, args.seconds, blank + 1, generator)

@@ -73,3 +73,32 @@ def random_training_batch(batch, seconds, num_classes, generator, first_token=0)
     n_tokens = (samples * 12 // 16000).clamp(min=1)
     tokens = torch.randint(first_token, num_classes - 1, (batch, int(n_tokens.max())), generator=generator)
     return wavs, samples / longest, tokens, n_tokens / n_tokens.max()
+
+
+def training_step_parser(description, default_hparams):
+    """:func:`benchmark_parser` plus what the training-step benchmarks share:
+    ``--hparams`` (the model definition, ``default_hparams`` unless given)
+    and ``--batch`` (utterances per batch); check with
+    :func:`parse_training_step_args`."""
+    parser = benchmark_parser(description, reps=20)
+    parser.add_argument("--hparams", default=default_hparams)
+    parser.add_argument("--batch", type=int, default=5, help="utterances per batch")
+    return parser
+
+
+def parse_training_step_args(parser, argv=None):
+    """:func:`parse_benchmark_args`, and ``--batch`` must be >= 1."""
+    args = parse_benchmark_args(parser, argv)
+    if args.batch < 1:
+        parser.error("--batch must be >= 1")
+    return args
+
+
+def load_training_model(hparams_path, overrides):
+    """The ``model`` (in training mode), ``normalize`` and ``compute_features``
+    of a shared model definition (``hparams/*.yaml``), random weights."""
+    from hyperpyyaml import load_hyperpyyaml
+
+    with open(hparams_path) as handle:
+        hparams = load_hyperpyyaml(handle, overrides=overrides)
+    return hparams["model"].train(), hparams["normalize"].train(), hparams["compute_features"]
