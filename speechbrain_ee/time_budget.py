@@ -21,12 +21,16 @@ class TimeBudgetEpochCounter(EpochCounter):
     inherited (only the epoch number is saved).
 
     With ``fit_to_budget``, after every epoch past the first the counter
-    also lowers ``limit`` to the epochs that fit: the ones done plus the
-    remaining budget over the median epoch after the first (never raising
-    it). A schedule planned from ``limit`` (the brains re-plan
-    ``lr_annealing`` from it at each epoch) then anneals to its end within the
-    budget instead of being cut mid-decay on a slower machine. After a
-    resume, the limit is the yaml's again until two epochs have been timed.
+    also sets ``limit`` to the epochs that fit: the ones done plus those
+    the remaining budget holds at the median pace of the epochs after the
+    first, the last one allowed the longest epoch seen (the stop guard's
+    margin), never more than the yaml's limit (``planned_limit``). The estimate is re-made every
+    epoch, so a plan made from an early epoch slowed by something else on the
+    machine grows back once later epochs are faster. A schedule planned from
+    ``limit`` (the brains re-plan ``lr_annealing`` from it at each epoch) then
+    anneals to its end within the budget instead of being cut mid-decay on a
+    slower machine. After a resume, the limit is the yaml's again until two
+    epochs have been timed.
 
     Arguments
     ---------
@@ -74,18 +78,29 @@ class TimeBudgetEpochCounter(EpochCounter):
         return super().__next__()
 
     def _fit_limit(self, elapsed):
-        """Lowers ``limit`` to the epochs that fit (``fit_to_budget``)."""
+        """Sets ``limit`` to the epochs that fit, at most ``planned_limit``
+        (``fit_to_budget``)."""
         later = self.epoch_durations[1:]
         if not (self.fit_to_budget and self.budget_s is not None and later):
             return
-        fits = self.current + int(max(0.0, self.budget_s - elapsed) // statistics.median(later))
-        if fits < self.limit:
+        fits = self.current + self.epochs_that_fit(self.budget_s - elapsed, statistics.median(later))
+        new_limit = min(fits, self.planned_limit)
+        if new_limit != self.limit:
             logger.info(
                 "%d epochs fit in the budget (%.0f s spent, %.0f s per epoch, budget %.0f s): "
                 "planning %d instead of %d", fits, elapsed, statistics.median(later),
-                self.budget_s, max(fits, self.current), self.limit,
+                self.budget_s, new_limit, self.limit,
             )
-            self.limit = max(fits, self.current)
+            self.limit = new_limit
+
+    def epochs_that_fit(self, remaining_s, median_s):
+        """More epochs that fit in ``remaining_s``: each takes ``median_s``
+        but the last is allowed :attr:`longest_epoch_s`, the margin the stop
+        guard asks for, so a plan is never cut short by the guard when the
+        epochs keep their pace."""
+        if remaining_s < self.longest_epoch_s:
+            return 0
+        return 1 + int((remaining_s - self.longest_epoch_s) // median_s)
 
     @property
     def longest_epoch_s(self):

@@ -56,13 +56,35 @@ def test_fit_to_budget_lowers_the_limit_to_what_fits(monkeypatch):
     assert not counter.stopped_for_time  # the plan ended it, not the guard
 
 
-def test_fit_to_budget_never_raises_the_limit(monkeypatch):
+def test_fit_to_budget_never_goes_above_the_yaml_limit(monkeypatch):
     clock = FakeClock()
     monkeypatch.setattr(time_budget.time, "time", clock)
     counter = TimeBudgetEpochCounter(limit=3, budget_s=1000, fit_to_budget=True)
     for _ in counter:
         clock.now += 10
     assert counter.current == 3 and counter.limit == 3
+
+
+def test_fit_to_budget_grows_back_after_a_slow_early_epoch(monkeypatch):
+    """Epoch 2 slowed by something else on the machine plans too few epochs;
+    as the median of the later epochs falls, the plan grows back (at most to
+    the yaml's limit) and the budget is used."""
+    clock = FakeClock()
+    monkeypatch.setattr(time_budget.time, "time", clock)
+    counter = TimeBudgetEpochCounter(limit=20, budget_s=200, fit_to_budget=True)
+    limits = []
+    for epoch in counter:
+        clock.now += {1: 20, 2: 30}.get(epoch, 15)
+        limits.append(counter.limit)
+    # after epoch 2 (50 s spent, 30 s per epoch): 2 + 150 // 30 = 7 planned
+    assert limits[2] == 7
+    # after epoch 3 (65 s, median 22.5 s, the last epoch allowed the longest,
+    # 30 s): 3 + 1 + (135 - 30) // 22.5 = 8; from epoch 4 on 15 s
+    assert limits[3] == 8 and max(limits[2:]) < 20
+    # 50 s + 9 x 15 s = 185 s after epoch 11: a 12th could take 30 s (the
+    # guard's margin), so eleven epochs, the plan ending where the guard would
+    assert counter.current == 11 and counter.limit == 11
+    assert not counter.stopped_for_time
 
 
 def test_without_fit_to_budget_the_limit_stays(monkeypatch):
