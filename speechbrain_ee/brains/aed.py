@@ -33,7 +33,9 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     uniformly, run their decoders; their CE is scaled by n/k so the loss
     stays an unbiased estimate of Eq. 2, see
     :func:`~speechbrain_ee.losses.early_exit_joint_loss`; every exit's CTC
-    term is always computed, and validation/test run every decoder).
+    term is always computed, and validation/test run every decoder; under
+    DDP the skipped decoders have no gradient in that step, so run with
+    SpeechBrain's ``--find_unused_parameters``).
     The blank (``blank_index``) is the last class of both heads.
     """
 
@@ -58,7 +60,7 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
         num_exits = len(self.exit_layers)
         if count is None or count == num_exits:
             return None
-        if not isinstance(count, int) or not 1 <= count <= num_exits:
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= num_exits:
             raise ValueError(f"decoder_exits_per_step must be an integer in 1..{num_exits} (or null), got {count!r}")
         return sorted(torch.randperm(num_exits)[:count].tolist())
 

@@ -33,7 +33,7 @@ def test_k_distinct_exits_drawn_uniformly():
     assert [sample(3) for _ in range(600)] == draws  # seeded runs repeat
 
 
-@pytest.mark.parametrize("bad", [0, 7, 2.5, "3"])
+@pytest.mark.parametrize("bad", [0, 7, 2.5, "3", True])
 def test_bad_count_names_the_key(bad):
     with pytest.raises(ValueError, match="decoder_exits_per_step must be an integer in 1..6"):
         sample(bad)
