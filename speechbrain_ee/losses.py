@@ -170,10 +170,12 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
     if sampled == 0:
         raise ValueError("no decoder output: at least one exit needs its CE term")
     ce_scale = len(seq_log_probs) / sampled  # 1 when every decoder ran
-    per_exit = [
-        ctc_weight * ctc if seq is None else ctc_weight * ctc + (1 - ctc_weight) * ce_scale * sequence_ce_loss(
-            seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing, reduction=reduction)
-        for ctc, seq in zip(ctc_per_exit, seq_log_probs)
-    ]
+    per_exit = []
+    for ctc, seq in zip(ctc_per_exit, seq_log_probs):
+        loss = ctc_weight * ctc
+        if seq is not None:  # this exit's decoder ran
+            loss = loss + (1 - ctc_weight) * ce_scale * sequence_ce_loss(
+                seq, tokens_eos, tokens_eos_lens, pad_index, label_smoothing, reduction=reduction)
+        per_exit.append(loss)
     total = sum(w * loss for w, loss in zip(exit_weights, per_exit))
     return total, per_exit

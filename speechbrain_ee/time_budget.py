@@ -1,5 +1,6 @@
 """An epoch counter that also stops before the time budget would be exceeded,
-and can shorten its plan so that a learning-rate schedule ends within it."""
+and can fit its plan to the budget so that a learning-rate schedule ends
+within it."""
 
 import logging
 import statistics
@@ -24,9 +25,10 @@ class TimeBudgetEpochCounter(EpochCounter):
     also sets ``limit`` to the epochs that fit: the ones done plus those
     the remaining budget holds at the median pace of the epochs after the
     first, the last one allowed the longest epoch seen (the stop guard's
-    margin), never more than the yaml's limit (``planned_limit``). The estimate is re-made every
-    epoch, so a plan made from an early epoch slowed by something else on the
-    machine grows back once later epochs are faster. A schedule planned from
+    margin), never more than the yaml's limit (``planned_limit``). The
+    estimate is re-made every epoch, so a plan made from an early epoch
+    slowed by something else on the machine grows back once later epochs are
+    faster. A schedule planned from
     ``limit`` (the brains re-plan ``lr_annealing`` from it at each epoch) then
     anneals to its end within the budget instead of being cut mid-decay on a
     slower machine. After a resume, the limit is the yaml's again until two
@@ -39,7 +41,8 @@ class TimeBudgetEpochCounter(EpochCounter):
     budget_s : float, optional
         Seconds available for all the epochs (from the counter's creation).
     fit_to_budget : bool
-        Lower ``limit`` to the epochs that fit in ``budget_s``.
+        Set ``limit`` after every epoch to the epochs that fit in
+        ``budget_s`` (at most the ``limit`` given here).
 
     Example
     -------
@@ -83,13 +86,13 @@ class TimeBudgetEpochCounter(EpochCounter):
         later = self.epoch_durations[1:]
         if not (self.fit_to_budget and self.budget_s is not None and later):
             return
-        fits = self.current + self.epochs_that_fit(self.budget_s - elapsed, statistics.median(later))
+        median_s = statistics.median(later)
+        fits = self.current + self.epochs_that_fit(self.budget_s - elapsed, median_s)
         new_limit = min(fits, self.planned_limit)
         if new_limit != self.limit:
             logger.info(
                 "%d epochs fit in the budget (%.0f s spent, %.0f s per epoch, budget %.0f s): "
-                "planning %d instead of %d", fits, elapsed, statistics.median(later),
-                self.budget_s, new_limit, self.limit,
+                "planning %d instead of %d", fits, elapsed, median_s, self.budget_s, new_limit, self.limit,
             )
             self.limit = new_limit
 
