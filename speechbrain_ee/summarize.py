@@ -7,7 +7,9 @@ The per-exit WER/CER come from the ``exit_summary_<test>.json`` the brain wrote
 at test time; the wall time is read from the run's ``log.txt`` (from the first
 epoch to the end of the test, summed over resumed segments, so time spent
 between a stop and its resume is not counted); the parameter count from the
-experiment's saved ``hyperparams.yaml``.
+experiment's saved ``hyperparams.yaml``; ``epoch_s`` gives the count, min,
+median and max wall seconds of the model's epochs (training + validation),
+from the same log.
 """
 
 import argparse
@@ -16,12 +18,15 @@ import json
 import os
 import platform
 import re
+import statistics
 import tempfile
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*)$")
+_GOING_INTO = re.compile(r"^Going into epoch (\d+)$")
+_EPOCH_STATS = re.compile(r"^epoch: (\d+),")
 
 
 def machine_info():
@@ -64,6 +69,36 @@ def training_wall_seconds(log_path):
     return sum((end - begin).total_seconds() for begin, end in segments), len(segments)
 
 
+def epoch_wall_seconds(log_path):
+    """Wall seconds of each model epoch in a SpeechBrain ``log.txt`` (training
+    + validation + checkpoint), in log order: from "Going into epoch N" to the
+    train logger's "epoch: N, ..." line. Epochs of loops that log no stats
+    line (the transcript LM's) are not counted."""
+    seconds, entered = [], {}
+    with open(log_path, errors="replace") as handle:
+        for line in handle:
+            match = _STAMP.match(line.strip())
+            if not match:
+                continue
+            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
+            going = _GOING_INTO.match(match[3])
+            if going:
+                entered[int(going[1])] = stamp
+                continue
+            stats = _EPOCH_STATS.match(match[3])
+            if stats and int(stats[1]) in entered:
+                seconds.append((stamp - entered.pop(int(stats[1]))).total_seconds())
+    return seconds
+
+
+def epoch_time_summary(seconds):
+    """Count, min, median and max of :func:`epoch_wall_seconds` (None when empty)."""
+    if not seconds:
+        return None
+    return {"count": len(seconds), "min": round(min(seconds)), "median": round(statistics.median(seconds)),
+            "max": round(max(seconds))}
+
+
 def count_parameters(exp_folder):
     """Parameters of the ``model`` in the experiment's saved hyperparams
     (for runs whose test summary predates its ``params`` field). The yaml
@@ -85,7 +120,8 @@ def summarize(exp_folder, command, test_name="test", notes=None):
     """The results record of one run (see the module docstring)."""
     with open(os.path.join(exp_folder, f"exit_summary_{test_name}.json")) as handle:
         summary = json.load(handle)
-    wall, segments = training_wall_seconds(os.path.join(exp_folder, "log.txt"))
+    log_path = os.path.join(exp_folder, "log.txt")
+    wall, segments = training_wall_seconds(log_path)
     record = {
         "exit_layers": summary["exit_layers"],
         "wer": summary["wer"],
@@ -94,6 +130,7 @@ def summarize(exp_folder, command, test_name="test", notes=None):
         "command": command,
         "wall_s": round(wall),
         "run_segments": segments,
+        "epoch_s": epoch_time_summary(epoch_wall_seconds(log_path)),
         "params": summary.get("params") or count_parameters(exp_folder),
         "machine": machine_info(),
     }
