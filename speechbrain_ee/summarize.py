@@ -49,21 +49,26 @@ def machine_info():
     }
 
 
+def stamped_messages(log_path):
+    """``(time, message)`` of each INFO line of a SpeechBrain ``log.txt``
+    (lines without a time stamp, such as tracebacks, are skipped)."""
+    with open(log_path, errors="replace") as handle:
+        for line in handle:
+            match = _STAMP.match(line.strip())
+            if match:
+                yield datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S"), match[3]
+
+
 def training_wall_seconds(log_path):
     """Seconds of training+test in a SpeechBrain ``log.txt``: each segment runs
     from "Beginning experiment!" to its last log line; segments are summed."""
     segments, start, last = [], None, None
-    with open(log_path, errors="replace") as handle:
-        for line in handle:
-            match = _STAMP.match(line.strip())
-            if not match:
-                continue
-            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
-            if "Beginning experiment!" in match[3]:
-                if start is not None:
-                    segments.append((start, last))
-                start = stamp
-            last = stamp
+    for stamp, message in stamped_messages(log_path):
+        if "Beginning experiment!" in message:
+            if start is not None:
+                segments.append((start, last))
+            start = stamp
+        last = stamp
     if start is not None:
         segments.append((start, last))
     return sum((end - begin).total_seconds() for begin, end in segments), len(segments)
@@ -75,19 +80,14 @@ def epoch_wall_seconds(log_path):
     train logger's "epoch: N, ..." line. Epochs of loops that log no stats
     line (the transcript LM's) are not counted."""
     seconds, entered = [], {}
-    with open(log_path, errors="replace") as handle:
-        for line in handle:
-            match = _STAMP.match(line.strip())
-            if not match:
-                continue
-            stamp = datetime.datetime.strptime(match[1], "%Y-%m-%d %H:%M:%S")
-            going = _GOING_INTO.match(match[3])
-            if going:
-                entered[int(going[1])] = stamp
-                continue
-            stats = _EPOCH_STATS.match(match[3])
-            if stats and int(stats[1]) in entered:
-                seconds.append((stamp - entered.pop(int(stats[1]))).total_seconds())
+    for stamp, message in stamped_messages(log_path):
+        going = _GOING_INTO.match(message)
+        if going:
+            entered[int(going[1])] = stamp
+            continue
+        stats = _EPOCH_STATS.match(message)
+        if stats and int(stats[1]) in entered:
+            seconds.append((stamp - entered.pop(int(stats[1]))).total_seconds())
     return seconds
 
 
