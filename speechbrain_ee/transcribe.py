@@ -90,7 +90,7 @@ def main(argv=None):
         asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size,
                                         run_opts={"device": args.device})
         asr.resolve_selector(args.exit, args.selector, args.threshold, **options)
-        results = asr.transcribe_files(
+        results = asr.recognize_files(
             paths, args.batch_size, args.exit, args.selector, args.threshold,
             progress=len(paths) > 1 and not args.no_progress, **options,
         )

@@ -175,10 +175,11 @@ class EarlyExitASR(Pretrained):
             raise ValueError(f"selector must be a name or an ExitSelector, got {selector!r}")
         return self.prepare_selector(selector)
 
-    # ------------------------------------------------------------------ transcription
-    def transcribe_batch(self, wavs, wav_lens=None, exit=None, selector=None, threshold=None,
-                         **selector_options):
-        """Transcribes a padded batch of waveforms at the model's sample rate.
+    # ------------------------------------------------------------------ recognition (exit + depth)
+    def recognize_batch(self, wavs, wav_lens=None, exit=None, selector=None, threshold=None,
+                        **selector_options):
+        """Recognises a padded batch of waveforms at the model's sample rate
+        and tells, per utterance, the exit it left at and the layers computed.
 
         Arguments
         ---------
@@ -207,21 +208,21 @@ class EarlyExitASR(Pretrained):
         """Mono waveform of ``path`` at the model's rate (clear ``AudioError``)."""
         return load_audio(str(path), self.hparams.sample_rate, getattr(self.hparams, "min_audio_samples", 1))
 
-    def transcribe_file(self, path, exit=None, selector=None, threshold=None, **selector_options):
-        """Transcribes one audio file of any sample rate / channel count.
+    def recognize_file(self, path, exit=None, selector=None, threshold=None, **selector_options):
+        """Recognises one audio file of any sample rate / channel count.
 
         Returns
         -------
         Transcription
         """
         wav = self.load_file(path)
-        result = self.transcribe_batch(wav[None], None, exit, selector, threshold, **selector_options)[0]
+        result = self.recognize_batch(wav[None], None, exit, selector, threshold, **selector_options)[0]
         result.path = str(path)
         return result
 
-    def transcribe_files(self, paths, batch_size=8, exit=None, selector=None, threshold=None,
-                         progress=False, **selector_options):
-        """Transcribes many files in batches; a file that cannot be read gets
+    def recognize_files(self, paths, batch_size=8, exit=None, selector=None, threshold=None,
+                        progress=False, **selector_options):
+        """Recognises many files in batches; a file that cannot be read gets
         a :class:`Transcription` with ``error`` set (and a warning) and the
         others go on.
 
@@ -230,37 +231,98 @@ class EarlyExitASR(Pretrained):
         list of Transcription
             In the order of ``paths``.
         """
+        return list(self.iter_recognize_files(
+            paths, batch_size, exit, selector, threshold, progress, **selector_options
+        ))
+
+    def iter_recognize_files(self, paths, batch_size=8, exit=None, selector=None, threshold=None,
+                             progress=False, **selector_options):
+        """As :meth:`recognize_files`, yielding each :class:`Transcription`
+        (in the order of ``paths``) as soon as its batch is done, so that a
+        caller can write results as they come."""
         self.resolve_selector(exit, selector, threshold, **selector_options)  # bad arguments fail first
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         paths = [str(p) for p in paths]
-        results = [None] * len(paths)
         bar = None
         if progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(paths), unit="file")
         for start in range(0, len(paths), batch_size):
+            chunk = paths[start : start + batch_size]
+            results = [None] * len(chunk)
             good, wavs = [], []
-            for i in range(start, min(start + batch_size, len(paths))):
+            for i, path in enumerate(chunk):
                 try:
-                    wavs.append(self.load_file(paths[i]))
+                    wavs.append(self.load_file(path))
                     good.append(i)
                 except AudioError as err:
                     logger.warning("skipping %s", err)
-                    results[i] = Transcription(None, None, None, paths[i], str(err))
+                    results[i] = Transcription(None, None, None, path, str(err))
             if wavs:
                 padded, wav_lens = batch_pad_right(wavs)
-                batch = self.transcribe_batch(padded, wav_lens, exit, selector, threshold, **selector_options)
+                batch = self.recognize_batch(padded, wav_lens, exit, selector, threshold, **selector_options)
                 for i, item in zip(good, batch):
-                    item.path = paths[i]
+                    item.path = chunk[i]
                     results[i] = item
             if bar is not None:
-                bar.update(min(batch_size, len(paths) - start))
+                bar.update(len(chunk))
+            yield from results
         if bar is not None:
             bar.close()
-        return results
 
-    def forward(self, wavs, wav_lens=None, **kwargs):
-        """Same as :meth:`transcribe_batch`."""
-        return self.transcribe_batch(wavs, wav_lens, **kwargs)
+    # ------------------------------------------------------------------ EncoderASR-compatible API
+    def encode_batch(self, wavs, wav_lens=None, exit=None):
+        """Log-posteriors of one exit (default: the last) for a padded batch,
+        as :meth:`speechbrain.inference.ASR.EncoderASR.encode_batch`; only the
+        layers up to that exit are computed.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(batch, frames, classes)``.
+        """
+        index = len(self.exit_layers) - 1 if exit is None else exit
+        self.model.check_exit(index)
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        inputs, lengths = self.encode_inputs(wavs, wav_lens)
+        state = self.model.start(inputs, lengths)
+        for i in range(index + 1):
+            state, log_probs = self.model.step(state, i)
+        return log_probs
+
+    def transcribe_batch(self, wavs, wav_lens=None, **selection):
+        """Transcribes a padded batch as
+        :meth:`speechbrain.inference.ASR.EncoderASR.transcribe_batch` does.
+
+        Arguments
+        ---------
+        wavs : torch.Tensor
+            ``(batch, samples)`` at the model's sample rate.
+        wav_lens : torch.Tensor, optional
+            Relative lengths (default: all 1).
+        **selection
+            ``exit``, ``selector``, ``threshold``... as :meth:`recognize_batch`.
+
+        Returns
+        -------
+        predicted_words : list of str
+            One transcript per utterance.
+        predicted_tokens : list of list of int
+            The tokenizer's ids of each transcript.
+        """
+        results = self.recognize_batch(wavs, wav_lens, **selection)
+        words = [r.text for r in results]
+        return words, [self.hparams.tokenizer.encode_as_ids(w) for w in words]
+
+    def transcribe_file(self, path, **selection):
+        """The transcript (str) of one audio file of any sample rate /
+        channel count, as :meth:`EncoderASR.transcribe_file`;
+        :meth:`recognize_file` also tells the exit and depth."""
+        return self.recognize_file(path, **selection).text
+
+    def forward(self, wavs, wav_lens=None):
+        """Same as :meth:`encode_batch` (as ``EncoderASR``)."""
+        return self.encode_batch(wavs, wav_lens)

@@ -59,24 +59,24 @@ def test_loads_exported_directory(asr):
 
 
 def test_eight_khz_stereo_file(asr, audio):
-    result = asr.transcribe_file(audio["stereo8k"])
+    result = asr.recognize_file(audio["stereo8k"])
     assert isinstance(result, Transcription) and isinstance(result.text, str)
     assert (result.exit_index, result.layers, result.path) == (3, 4, audio["stereo8k"])
     # the same as the resampled mono waveform
     wav = load_audio(audio["stereo8k"], 16000)
-    assert asr.transcribe_batch(wav[None])[0].text == result.text
+    assert asr.recognize_batch(wav[None])[0].text == result.text
 
 
 def test_fixed_exit_and_selectors(asr, audio):
     path = audio["medium"]
-    assert asr.transcribe_file(path, exit=1).layers == 2
-    assert asr.transcribe_file(path, selector="budget", threshold=3).exit_index == 2
-    assert asr.transcribe_file(path, selector="entropy", threshold=math.inf).exit_index == 0
-    assert asr.transcribe_file(path, selector="entropy", threshold=0.0).exit_index == 3
-    assert asr.transcribe_file(path, selector="confidence", threshold=0.0, topk=2).exit_index == 0
-    assert asr.transcribe_file(path, selector=PatienceSelector(1)).exit_index == 0
-    at_exit = [asr.transcribe_file(path, exit=e).text for e in range(4)]
-    chosen = asr.transcribe_file(path, selector="agreement", threshold=10.0)
+    assert asr.recognize_file(path, exit=1).layers == 2
+    assert asr.recognize_file(path, selector="budget", threshold=3).exit_index == 2
+    assert asr.recognize_file(path, selector="entropy", threshold=math.inf).exit_index == 0
+    assert asr.recognize_file(path, selector="entropy", threshold=0.0).exit_index == 3
+    assert asr.recognize_file(path, selector="confidence", threshold=0.0, topk=2).exit_index == 0
+    assert asr.recognize_file(path, selector=PatienceSelector(1)).exit_index == 0
+    at_exit = [asr.recognize_file(path, exit=e).text for e in range(4)]
+    chosen = asr.recognize_file(path, selector="agreement", threshold=10.0)
     assert chosen.exit_index == 1 and chosen.text == at_exit[1]
 
 
@@ -86,8 +86,8 @@ def test_batch_of_files_equals_one_by_one(asr, audio):
     # the random model's entropies lie around log(41)/41 = 0.0906
     for threshold in [None, *numpy.linspace(0.082, 0.09, 17)]:
         kwargs = {} if threshold is None else {"selector": "entropy", "threshold": threshold}
-        together = asr.transcribe_files(paths, batch_size=3, **kwargs)
-        alone = [asr.transcribe_file(p, **kwargs) for p in paths]
+        together = asr.recognize_files(paths, batch_size=3, **kwargs)
+        alone = [asr.recognize_file(p, **kwargs) for p in paths]
         assert [(r.text, r.exit_index, r.path) for r in together] == \
                [(r.text, r.exit_index, r.path) for r in alone]
         assignments.add(tuple(r.exit_index for r in together))
@@ -96,7 +96,7 @@ def test_batch_of_files_equals_one_by_one(asr, audio):
 
 def test_sixty_second_file_with_bounded_memory(asr, audio):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    result = asr.transcribe_file(audio["long60s"], selector="entropy", threshold=0.05)
+    result = asr.recognize_file(audio["long60s"], selector="entropy", threshold=0.05)
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert result.error is None and result.text is not None
     assert grown_mb < 300, f"peak memory grew by {grown_mb:.0f} MB for 60 s of audio"
@@ -107,17 +107,17 @@ def test_sixty_second_file_with_bounded_memory(asr, audio):
 ])
 def test_bad_file_is_a_clear_error(asr, audio, name, message):
     with pytest.raises(AudioError, match=message) as err:
-        asr.transcribe_file(audio[name])
+        asr.recognize_file(audio[name])
     assert audio[name] in str(err.value)
 
 
 def test_batch_reports_bad_files_and_goes_on(asr, audio):
     paths = [audio["short"], audio["empty"], audio["medium"], audio["missing"], audio["stereo8k"]]
-    results = asr.transcribe_files(paths, batch_size=2)
+    results = asr.recognize_files(paths, batch_size=2)
     assert [r.path for r in results] == paths
     assert [r.error is None for r in results] == [True, False, True, False, True]
     assert "empty audio file" in results[1].error and results[1].text is None
-    assert results[2].text == asr.transcribe_file(audio["medium"]).text
+    assert results[2].text == asr.recognize_file(audio["medium"]).text
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -133,14 +133,14 @@ def test_batch_reports_bad_files_and_goes_on(asr, audio):
 ])
 def test_bad_arguments_are_clear_errors(asr, audio, kwargs, message):
     with pytest.raises(ValueError, match=message):
-        asr.transcribe_file(audio["short"], **kwargs)
+        asr.recognize_file(audio["short"], **kwargs)
     with pytest.raises(ValueError, match=message):
-        asr.transcribe_files([audio["short"]], **kwargs)
+        asr.recognize_files([audio["short"]], **kwargs)
 
 
 def test_bad_batch_size(asr, audio):
     with pytest.raises(ValueError, match="batch_size"):
-        asr.transcribe_files([audio["short"]], batch_size=0)
+        asr.recognize_files([audio["short"]], batch_size=0)
 
 
 def test_calibrated_selector_is_the_default(model_dir, tmp_path, audio):
@@ -150,8 +150,8 @@ def test_calibrated_selector_is_the_default(model_dir, tmp_path, audio):
         (copy / item.name).write_bytes(item.read_bytes())
     save_selector(str(copy), EntropySelector(math.inf), {"note": "stops everyone at the first exit"})
     asr = EarlyExitASR.from_hparams(source=str(copy), savedir=str(tmp_path / "save"))
-    assert asr.transcribe_file(audio["short"]).exit_index == 0
-    assert asr.transcribe_file(audio["short"], exit=2).exit_index == 2
+    assert asr.recognize_file(audio["short"]).exit_index == 0
+    assert asr.recognize_file(audio["short"], exit=2).exit_index == 2
 
 
 def test_not_a_model_directory(tmp_path):
@@ -159,7 +159,25 @@ def test_not_a_model_directory(tmp_path):
         EarlyExitASR.from_hparams(source=str(tmp_path))
 
 
-def test_forward_runs_a_padded_batch(asr):
+def test_recognize_runs_a_padded_batch(asr):
     torch.manual_seed(0)
-    out = asr(torch.randn(2, 16000) * 0.1, torch.tensor([1.0, 0.5]), exit=0)
+    out = asr.recognize_batch(torch.randn(2, 16000) * 0.1, torch.tensor([1.0, 0.5]), exit=0)
     assert [r.layers for r in out] == [1, 1]
+
+
+def test_encoder_asr_compatible_api(asr, audio):
+    """Same names, signatures and return types as SpeechBrain's EncoderASR."""
+    text = asr.transcribe_file(audio["medium"])
+    assert isinstance(text, str) and text == asr.recognize_file(audio["medium"]).text
+    wav = load_audio(audio["medium"], 16000)
+    words, tokens = asr.transcribe_batch(wav[None], torch.tensor([1.0]))
+    assert words == [text]
+    assert tokens == [asr.hparams.tokenizer.encode_as_ids(text)]
+    log_probs = asr.encode_batch(wav[None], torch.tensor([1.0]))
+    assert log_probs.dim() == 3 and log_probs.shape[0] == 1
+    assert log_probs.shape[-1] == asr.hparams.blank_index + 1
+    shallow = asr.encode_batch(wav[None], torch.tensor([1.0]), exit=0)
+    assert not torch.allclose(shallow, log_probs)
+    assert torch.equal(asr(wav[None], torch.tensor([1.0])), log_probs)
+    words_at_exit, _ = asr.transcribe_batch(wav[None], None, exit=1)
+    assert words_at_exit == [asr.recognize_file(audio["medium"], exit=1).text]

@@ -54,7 +54,7 @@ def test_fixed_exit_runs_only_that_exits_decoder(asr, wavs, monkeypatch):
     for i, layer in enumerate(asr.model.encoder.layers):
         monkeypatch.setattr(layer, "forward", lambda *a, _i=i, _f=layer.forward, **k: layers_run.append(_i) or _f(*a, **k))
     batch, lens = padded(wavs)
-    out = asr.transcribe_batch(batch, lens, exit=1)
+    out = asr.recognize_batch(batch, lens, exit=1)
     assert [t.layers for t in out] == [2, 2, 2]
     assert set(calls) == {1}
     assert sorted(set(layers_run)) == [0, 1]
@@ -63,8 +63,8 @@ def test_fixed_exit_runs_only_that_exits_decoder(asr, wavs, monkeypatch):
 
 def test_batch_equals_single_utterances(asr, wavs):
     batch, lens = padded(wavs)
-    together = asr.transcribe_batch(batch, lens, selector="entropy", threshold=0.05)
-    alone = [asr.transcribe_batch(w[None], None, selector="entropy", threshold=0.05)[0] for w in wavs]
+    together = asr.recognize_batch(batch, lens, selector="entropy", threshold=0.05)
+    alone = [asr.recognize_batch(w[None], None, selector="entropy", threshold=0.05)[0] for w in wavs]
     assert [(t.text, t.exit_index) for t in together] == [(t.text, t.exit_index) for t in alone]
 
 
@@ -73,7 +73,7 @@ def test_confidence_uses_attention_nbest(asr, wavs, tmp_path):
     assert selector.needs_exit_output and selector.searcher is None
     path = tmp_path / "a.wav"
     soundfile.write(str(path), wavs[0].numpy(), 16000)
-    result = asr.transcribe_file(str(path), selector="confidence", threshold=0.0, topk=3)
+    result = asr.recognize_file(str(path), selector="confidence", threshold=0.0, topk=3)
     assert result.exit_index == 0  # any confidence is above 0: the first exit stops
     assert result.text is not None
 
@@ -88,7 +88,7 @@ def test_sweep_table_matches_online_run(asr, wavs):
     assert all(1 / 3 - 1e-6 <= v <= 1 + 1e-6 for v in values)
     threshold = float(numpy.median(values))
     offline = simulate(ConfidenceSelector(threshold, topk=3), table)
-    online = asr.transcribe_batch(batch, lens, selector="confidence", threshold=threshold, topk=3)
+    online = asr.recognize_batch(batch, lens, selector="confidence", threshold=threshold, topk=3)
     assert [t.exit_index for t in online] == list(offline)
     assert [t.text for t in online] == [table.hypotheses[i][e] for i, e in enumerate(offline)]
 

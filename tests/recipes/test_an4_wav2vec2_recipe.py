@@ -61,6 +61,6 @@ def test_an4_wav2vec2_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkey
 
     asr = EarlyExitASR.from_hparams(source=str(exported), savedir=str(tmp_path / "asr"))
     for options, exit_index in (({"exit": 1}, 1), ({"selector": "entropy", "threshold": 100.0}, 0)):
-        heard = asr.transcribe_file(rows[0]["wav"], **options)
+        heard = asr.recognize_file(rows[0]["wav"], **options)
         assert heard.exit_index == exit_index and heard.layers == 2 * (exit_index + 1)
         assert isinstance(heard.text, str)
