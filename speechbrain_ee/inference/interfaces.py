@@ -14,7 +14,7 @@ from speechbrain_ee.data.audio import AudioError, load_audio
 from speechbrain_ee.decoding import hparams_nbest_rescorer
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.decoders import CTCTextDecoder, attention_decoder
-from speechbrain_ee.inference.dynamic import run_dynamic
+from speechbrain_ee.inference.dynamic import exit_extras, run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
 
@@ -203,6 +203,27 @@ class EarlyExitASR(Pretrained):
             Transcription(text, exit_index, layers)
             for text, exit_index, layers in zip(result.hypotheses, result.exits, result.layers)
         ]
+
+    @torch.no_grad()
+    def recognize_every_exit(self, wavs, wav_lens=None):
+        """Transcripts of a padded batch at every exit, the encoder run once
+        (what a per-exit WER table needs).
+
+        Returns
+        -------
+        list of list of str
+            ``[exit][utterance]``.
+        """
+        if wav_lens is None:
+            wav_lens = torch.ones(wavs.shape[0])
+        inputs, lengths = self.encode_inputs(wavs, wav_lens)
+        state = self.model.start(inputs, lengths)
+        transcripts = []
+        for exit_index in range(len(self.exit_layers)):
+            state, log_probs = self.model.step(state, exit_index)
+            extras = exit_extras(self.decoder, self.model, state, exit_index)
+            transcripts.append(self.decoder(log_probs, state.lengths, **extras))
+        return transcripts
 
     def load_file(self, path):
         """Mono waveform of ``path`` at the model's rate (clear ``AudioError``)."""

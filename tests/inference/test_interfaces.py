@@ -181,3 +181,14 @@ def test_encoder_asr_compatible_api(asr, audio):
     assert torch.equal(asr(wav[None], torch.tensor([1.0])), log_probs)
     words_at_exit, _ = asr.transcribe_batch(wav[None], None, exit=1)
     assert words_at_exit == [asr.recognize_file(audio["medium"], exit=1).text]
+
+
+def test_recognize_every_exit_matches_fixed_exits(asr, audio):
+    wavs = [load_audio(audio[name], 16000) for name in ("short", "medium")]
+    from speechbrain.utils.data_utils import batch_pad_right
+
+    padded, lens = batch_pad_right(wavs)
+    every = asr.recognize_every_exit(padded, lens)
+    assert len(every) == len(asr.exit_layers)
+    for exit_index, texts in enumerate(every):
+        assert texts == [r.text for r in asr.recognize_batch(padded, lens, exit=exit_index)]

@@ -124,3 +124,11 @@ def test_lexicon_penalty_reranks_the_attention_nbest(asr, wavs):
     assert decode(1e-9) == plain[0]
     strict = decode(1e6)
     assert sum(w not in lexicon for w in strict.split()) == min(unknown)
+
+
+def test_recognize_every_exit_uses_each_exits_decoder(asr, wavs):
+    batch, lens = padded(wavs)
+    every = asr.recognize_every_exit(batch, lens)
+    assert len(every) == len(asr.exit_layers)
+    for exit_index, texts in enumerate(every):
+        assert texts == [t.text for t in asr.recognize_batch(batch, lens, exit=exit_index)]
