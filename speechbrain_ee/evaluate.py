@@ -25,7 +25,6 @@ from functools import partial
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.utils.metric_stats import ErrorRateStats
 
 from speechbrain_ee.brains.aed import EarlyExitAEDBrain
@@ -92,20 +91,18 @@ def evaluate(model_dir, csv_path, output_folder, beam_size=10, batch_size=16, nu
             os.path.join(output_folder, "evaluate_log.txt")
         ),
     )
-    attention = "searcher" in hparams  # exported EarlyExitAED: joint CTC/attention search per exit
+    attention = "test_search" in hparams  # exported EarlyExitAED: joint CTC/attention search per exit
     if attention:
-        search = hparams["searcher"]
-        hparams.update(
-            test_search=partial(search, beam_size=beam_size) if beam_size else search,
-            ctc_weight_decode=hparams["ctc_weight"] if ctc_weight is None else float(ctc_weight),
-        )
+        if beam_size:
+            hparams["test_search"] = partial(hparams["test_search"], beam_size=beam_size)
+        if ctc_weight is not None:
+            hparams["ctc_weight_decode"] = float(ctc_weight)
         if aed_decoding is not None:
             hparams["aed_decoding"] = aed_decoding
     elif ctc_weight is not None or aed_decoding is not None:
         raise ValueError("--ctc-weight and --decoding apply to attention models (EarlyExitAED) only")
-    elif beam_size:
-        hparams["test_searcher"] = lambda **kw: CTCPrefixBeamSearcher(beam_size=beam_size, **kw)
-        hparams["lm_nbest"] = beam_size  # an LM rescores the whole beam
+    else:
+        hparams["test_beam_size"] = beam_size
     dataset = load_dataset(
         csv_path, hparams["tokenizer"], sample_rate=hparams["sample_rate"], sorting="ascending",
         bos_index=hparams.get("bos_index") if attention else None,

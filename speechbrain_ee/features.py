@@ -26,7 +26,9 @@ def model_inputs(wavs, wav_lens, compute_features=None, normalize=None, feature_
         SpeechBrain ``InputNormalization`` (called with relative lengths).
     feature_augment : callable, optional
         Training-time feature augmentation (``Augmenter``), applied after
-        normalisation.
+        normalisation; when it adds utterances (``concat_original``,
+        ``repeat_augment``) the lengths follow, and the caller replicates the
+        labels with its ``replicate_labels``.
 
     Returns
     -------
@@ -47,8 +49,8 @@ def model_inputs(wavs, wav_lens, compute_features=None, normalize=None, feature_
     feats = compute_features(wavs)
     if normalize is not None:
         feats = normalize(feats, wav_lens)
-    if feature_augment is not None:
-        feats, _ = feature_augment(feats, wav_lens)
+    if feature_augment is not None:  # may add utterances (concat_original): lengths follow
+        feats, wav_lens = feature_augment(feats, wav_lens)
     hop = compute_features.compute_STFT.hop_length
     lengths = fbank_lengths(wav_lens, wavs.shape[1], hop).clamp(max=feats.shape[1])
     return feats, lengths

@@ -248,6 +248,8 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
         )
     if hasattr(hparams["model"], "searcher_modules"):  # attention decoders: how to search
         text += attention_search_yaml(hparams)
+    else:  # the CTC decoding of the recipe's test stage
+        text += f"\ntest_beam_size: {int(hparams.get('test_beam_size') or 0)}\n"
     if lm_yaml and hparams.get("lm_weight", 0) > 0:
         text = add_language_model(text, hparams, folder, lm_yaml)
     if hparams.get("lexicon_file"):
@@ -362,10 +364,11 @@ def export_dtype(hparams):
 
 
 def attention_search_yaml(hparams):
-    """The inference ``searcher`` (the recipe's ``test_search`` partial of
-    ``S2STransformerBeamSearcher``), ``eos_index``, the decoding
-    ``ctc_weight`` and ``aed_decoding`` (default ``joint``) of an attention
-    model, as hyperparams text.
+    """The recipe's ``test_search`` (partial of
+    ``S2STransformerBeamSearcher``), ``bos_index``, ``eos_index``,
+    ``ctc_weight_decode`` and ``aed_decoding`` (default ``joint``) of an
+    attention model, as hyperparams text: the same keys with the same
+    meaning as in the recipe.
 
     Example
     -------
@@ -377,9 +380,9 @@ def attention_search_yaml(hparams):
     <BLANKLINE>
     bos_index: 1
     eos_index: 2
-    ctc_weight: 0.4
+    ctc_weight_decode: 0.4
     aed_decoding: joint
-    searcher: !name:speechbrain.decoders.seq2seq.S2STransformerBeamSearcher
+    test_search: !name:speechbrain.decoders.seq2seq.S2STransformerBeamSearcher
         bos_index: 1
         eos_index: 2
         beam_size: 4
@@ -388,9 +391,9 @@ def attention_search_yaml(hparams):
     options = "".join(f"\n    {k}: {v!r}" for k, v in search.keywords.items())
     return (
         f"\nbos_index: {hparams['bos_index']}\neos_index: {hparams['eos_index']}\n"
-        f"ctc_weight: {hparams['ctc_weight_decode']}\n"
+        f"ctc_weight_decode: {hparams['ctc_weight_decode']}\n"
         f"aed_decoding: {hparams.get('aed_decoding') or 'joint'}\n"
-        f"searcher: !name:{search.func.__module__}.{search.func.__qualname__}{options}\n"
+        f"test_search: !name:{search.func.__module__}.{search.func.__qualname__}{options}\n"
     )
 
 

@@ -6,40 +6,123 @@ import os
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.metric_stats import ErrorRateStats
 
+from speechbrain_ee.brains.contract import BrainOption, check_dataset_keys, declared_option
+from speechbrain_ee.brains.scheduling import is_epoch_scheduler, step_epoch_scheduler
 from speechbrain_ee.checkpoints import load_averaged_model
-from speechbrain_ee.decoding import (
-    beam_transcripts, ctc_vocab_list, greedy_transcripts, hparams_nbest_rescorer, rescored_beam_transcripts,
-)
-from speechbrain_ee.losses import early_exit_ctc_loss
+from speechbrain_ee.decoding import greedy_transcripts
 from speechbrain_ee.features import model_inputs
+from speechbrain_ee.inference.decoders import build_text_decoder
+from speechbrain_ee.inference.dynamic import exit_extras
+from speechbrain_ee.losses import early_exit_ctc_loss
 
 logger = logging.getLogger(__name__)
 
 
 class EarlyExitCTCBrain(sb.Brain):
-    """Trains and evaluates a multi-exit CTC model; everything comes from
-    ``self.hparams`` / ``self.modules``.
+    """Trains and evaluates a multi-exit CTC model (Eq. 2: the sum of the
+    exits' CTC losses); everything comes from ``self.hparams`` /
+    ``self.modules``, and it works as SpeechBrain's own Brains do under
+    ``torchrun`` (DDP: the model's attributes are read from the unwrapped
+    module, the forward pass goes through the wrapper).
 
-    Expected modules: ``model`` (an :class:`~speechbrain_ee.nnet.EarlyExitCTC`
-    or any model with the same interface) and, for filterbank models,
-    ``normalize`` (SpeechBrain ``InputNormalization``).
-    Expected hparams: ``compute_features`` (Fbank; absent for waveform
-    models such as wav2vec2), ``tokenizer``
-    (SentencePiece processor), ``blank_index``, ``error_rate_computer``,
-    ``cer_computer``, ``train_logger``, ``checkpointer``, ``lr_annealing``;
-    optional: ``wav_augment``, ``fea_augment``, ``exit_weights``,
-    ``avg_checkpoints`` (test and export the average of that many best
-    checkpoints),
-    ``test_searcher`` (a partial of ``CTCPrefixBeamSearcher``),
-    ``lm_model`` with ``lm_weight`` > 0 (a transcript ``TransformerLM``
-    rescoring the test searcher's ``lm_nbest``-best list, default its beam;
-    its ``lm_bos_index``/``lm_eos_index``), ``oov_penalty`` > 0 with
-    ``lexicon_file`` (the N-best list's words outside that lexicon cost
-    ``oov_penalty`` each), ``output_folder``.
+    Contract
+    --------
+    Modules: ``model`` (an :class:`~speechbrain_ee.nnet.EarlyExitCTC`, or any
+    model with its interface: ``forward(inputs, lengths) -> (per-exit
+    log-probs, lengths)``, ``exit_layers``, ``start``/``step``), and for
+    filterbank models ``normalize`` (SpeechBrain ``InputNormalization``).
+
+    Batch keys (the names are options, so a project's own pipeline keys work):
+    ``signal_key`` (default ``sig``: padded waveforms + relative lengths),
+    ``tokens_key`` (``tokens``: padded token ids + relative lengths),
+    ``transcript_key`` (``wrd``: the reference text, a str per utterance, read
+    outside training), ``id``. The training and validation sets are checked
+    for them when ``fit`` starts, the test set when ``evaluate`` starts.
+
+    Required hparams: ``tokenizer`` (SentencePiece processor: ``decode_ids``,
+    ``id_to_piece``, ``get_piece_size``), ``blank_index``. Every optional
+    hparam, its default and meaning is declared once in :attr:`OPTIONS`
+    (``wav_augment``, ``fea_augment``, ``compute_features``, ``lr_annealing``,
+    ``test_beam_size``, ``avg_checkpoints``...). Augmenters that add
+    utterances (``concat_original``, ``repeat_augment``) get the labels
+    replicated with their ``replicate_labels``, as in SpeechBrain's recipes.
+    ``lr_annealing`` may be a step-level scheduler (called with the optimiser
+    after every optimiser step) or an epoch-level one (``NewBobScheduler``,
+    ``StepScheduler``, ``LinearScheduler``, ``ReduceLROnPlateau``: stepped after
+    validation with ``lr_annealing_metric``), see
+    :mod:`speechbrain_ee.brains.scheduling`. The test stage decodes with
+    :func:`~speechbrain_ee.inference.decoders.build_text_decoder`, the same
+    decoder :class:`~speechbrain_ee.inference.EarlyExitASR` uses.
     """
 
+    OPTIONS = (
+        BrainOption("signal_key", "sig", "batch key of the padded waveforms and relative lengths"),
+        BrainOption("tokens_key", "tokens", "batch key of the padded target token ids and relative lengths"),
+        BrainOption("transcript_key", "wrd", "batch key of the reference transcripts (validation and test)"),
+        BrainOption("compute_features", None, "features of the waveforms (Fbank); None: waveform models"),
+        BrainOption("wav_augment", None, "training-time waveform Augmenter"),
+        BrainOption("fea_augment", None, "training-time feature Augmenter"),
+        BrainOption("exit_weights", None, "per-exit loss weights (default: all 1, Eq. 2)"),
+        BrainOption("lr_annealing", None, "learning-rate scheduler, step- or epoch-level"),
+        BrainOption("lr_annealing_metric", "loss", "validation statistic an epoch-level scheduler reads"),
+        BrainOption("epoch_counter", None, "the epoch counter (its limit plans a step schedule's length)"),
+        BrainOption("test_beam_size", 0, "CTC prefix beam at test (0: greedy CTC)"),
+        BrainOption("avg_checkpoints", 1, "test/export the average of this many best checkpoints"),
+        BrainOption("error_rate_computer", ErrorRateStats, "WER statistics factory"),
+        BrainOption("cer_computer", lambda: ErrorRateStats(split_tokens=True), "CER statistics factory"),
+        BrainOption("train_logger", None, "SpeechBrain train logger (default: the Python log)"),
+        BrainOption("output_folder", None, "where the test stage writes per-exit WER files"),
+    )
+    REQUIRED_HPARAMS = ("tokenizer", "blank_index")
+    REQUIRED_MODULES = ("model",)
+
+    def option(self, name):
+        """The hparam ``name`` or its declared default (:attr:`OPTIONS`)."""
+        return declared_option(self, name)
+
+    # ------------------------------------------------------------------ contract
+    def check_contract(self):
+        """Fails with the missing key's name: required hparams and modules."""
+        for key in self.REQUIRED_HPARAMS:
+            if getattr(self.hparams, key, None) is None:
+                raise ValueError(f"{type(self).__name__} needs the hparam {key!r}")
+        for key in self.REQUIRED_MODULES:
+            if key not in self.modules:
+                raise ValueError(f"{type(self).__name__} needs the module {key!r}")
+
+    def batch_keys(self, stage):
+        """The batch keys this Brain reads in ``stage``."""
+        keys = [self.option("signal_key"), self.option("tokens_key")]
+        if stage != sb.Stage.TRAIN:
+            keys.append(self.option("transcript_key"))
+        return keys
+
+    def fit(self, epoch_counter, train_set, valid_set=None, *args, **kwargs):
+        """SpeechBrain's ``fit``, after checking the contract and that the
+        datasets provide the batch keys (a wrong key fails now, not after
+        an epoch)."""
+        self.check_contract()
+        check_dataset_keys(train_set, self.batch_keys(sb.Stage.TRAIN), "training set")
+        if valid_set is not None:
+            check_dataset_keys(valid_set, self.batch_keys(sb.Stage.VALID), "validation set")
+        return super().fit(epoch_counter, train_set, valid_set, *args, **kwargs)
+
+    def evaluate(self, test_set, *args, **kwargs):
+        """SpeechBrain's ``evaluate``, after the same checks as :meth:`fit`."""
+        self.check_contract()
+        check_dataset_keys(test_set, self.batch_keys(sb.Stage.TEST), "test set")
+        return super().evaluate(test_set, *args, **kwargs)
+
     # ------------------------------------------------------------------ forward
+    @property
+    def unwrapped_model(self):
+        """``modules.model`` without its DDP / DataParallel wrapper: where
+        the model's attributes and methods are read."""
+        model = self.modules.model
+        return model.module if hasattr(model, "module") else model
+
     def compute_forward(self, batch, stage):
         """Features -> per-exit log-posteriors and relative output lengths."""
         inputs, lengths = self.batch_inputs(batch.to(self.device), stage)
@@ -47,32 +130,54 @@ class EarlyExitCTCBrain(sb.Brain):
         rel_lens = out_lens.float() / log_probs[0].shape[1]
         return log_probs, rel_lens
 
+    def augmenters(self, stage):
+        """The training-time augmenters (waveform, feature) that are set."""
+        if stage != sb.Stage.TRAIN:
+            return []
+        return [a for a in (self.option("wav_augment"), self.option("fea_augment")) if a is not None]
+
     def batch_inputs(self, batch, stage):
         """Model inputs and their integer lengths (augmented in training)."""
-        wavs, wav_lens = batch.sig
-        if stage == sb.Stage.TRAIN and hasattr(self.hparams, "wav_augment"):
-            wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
-        augment = getattr(self.hparams, "fea_augment", None) if stage == sb.Stage.TRAIN else None
+        wavs, wav_lens = getattr(batch, self.option("signal_key"))
+        wav_augment = self.option("wav_augment") if stage == sb.Stage.TRAIN else None
+        if wav_augment is not None:
+            wavs, wav_lens = wav_augment(wavs, wav_lens)
         return model_inputs(
             wavs, wav_lens,
-            compute_features=getattr(self.hparams, "compute_features", None),
+            compute_features=self.option("compute_features"),
             normalize=getattr(self.modules, "normalize", None),
-            feature_augment=augment,
+            feature_augment=self.option("fea_augment") if stage == sb.Stage.TRAIN else None,
         )
+
+    def replicate_labels(self, stage, *labels):
+        """Labels repeated as the training augmenters repeated the utterances
+        (``Augmenter.replicate_labels``; unchanged outside training)."""
+        for augmenter in self.augmenters(stage):
+            labels = tuple(augmenter.replicate_labels(label) for label in labels)
+        return labels
+
+    def batch_targets(self, batch, stage):
+        """``(tokens, token_lens)`` of the batch, replicated for the augmenters."""
+        tokens, tokens_lens = getattr(batch, self.option("tokens_key"))
+        return self.replicate_labels(stage, tokens, tokens_lens)
+
+    def references(self, batch):
+        """Reference word lists of the batch (the transcript key)."""
+        return [text.split() for text in getattr(batch, self.option("transcript_key"))]
 
     def compute_objectives(self, predictions, batch, stage):
         """Σ over exits of CTC (Eq. 2); per-exit WER/CER outside training."""
         log_probs, rel_lens = predictions
-        tokens, tokens_lens = batch.tokens
+        tokens, tokens_lens = self.batch_targets(batch, stage)
         loss, per_exit = early_exit_ctc_loss(
             log_probs, rel_lens, tokens, tokens_lens, self.hparams.blank_index,
-            exit_weights=getattr(self.hparams, "exit_weights", None),
+            exit_weights=self.option("exit_weights"),
         )
         self.record_exit_losses(per_exit)
         if stage != sb.Stage.TRAIN:
-            targets = [wrd.split() for wrd in batch.wrd]
+            targets = self.references(batch)
             for i, lp in enumerate(log_probs):
-                hyps = self.transcribe_exit(lp, rel_lens, stage)
+                hyps = self.transcribe_exit(lp, rel_lens, stage, i)
                 self.wer_metrics[i].append(batch.id, hyps, targets)
                 self.cer_metrics[i].append(batch.id, hyps, targets)
         return loss
@@ -83,19 +188,22 @@ class EarlyExitCTCBrain(sb.Brain):
             self.exit_loss_sums[i] += exit_loss.detach().item()
         self.exit_loss_count += 1
 
-    def transcribe_exit(self, log_probs, rel_lens, stage):
-        """Greedy CTC in validation, prefix beam search at test."""
-        if stage == sb.Stage.TEST and self.rescorer is not None:
-            return rescored_beam_transcripts(self.test_searcher, log_probs, rel_lens, self.rescorer)
-        if stage == sb.Stage.TEST and self.test_searcher is not None:
-            return beam_transcripts(self.test_searcher, log_probs, rel_lens)
+    def transcribe_exit(self, log_probs, rel_lens, stage, exit_index=None, exit_output=None):
+        """Word lists of one exit: greedy CTC in validation; at test the
+        model's text decoder (:func:`build_text_decoder`)."""
+        if stage == sb.Stage.TEST and self.test_decoder is not None:
+            out_lens = torch.round(rel_lens * log_probs.shape[1]).long()
+            extras = {}
+            if getattr(self.test_decoder, "needs_exit_output", False):
+                extras = {"exit_output": exit_output, "exit_index": exit_index}
+            return [text.split() for text in self.test_decoder(log_probs, out_lens, **extras)]
         return greedy_transcripts(log_probs, rel_lens, self.hparams.blank_index, self.hparams.tokenizer)
 
     # ------------------------------------------------------------------ hooks
     @property
     def exit_layers(self):
         """Encoder layer of each exit."""
-        return list(self.modules.model.exit_layers)
+        return list(self.unwrapped_model.exit_layers)
 
     def on_fit_start(self):
         """Recovers the checkpoint, then plans the learning-rate schedule
@@ -123,41 +231,42 @@ class EarlyExitCTCBrain(sb.Brain):
 
     def on_evaluate_start(self, max_key=None, min_key=None):
         """Loads the best checkpoint, or the average of the
-        ``avg_checkpoints`` best ones (hparam, default 1)."""
+        ``avg_checkpoints`` best ones."""
         super().on_evaluate_start(max_key=max_key, min_key=min_key)
         if self.checkpointer is not None:
             self.averaged_checkpoints = load_averaged_model(
-                self.checkpointer, self.modules.model, getattr(self.hparams, "avg_checkpoints", 1),
+                self.checkpointer, self.unwrapped_model, self.option("avg_checkpoints"),
                 min_key=min_key, max_key=max_key,
             )
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
-        """Steps the learning-rate schedule after each optimiser step."""
-        if should_step and hasattr(self.hparams, "lr_annealing"):
-            self.hparams.lr_annealing(self.optimizer)
+        """Steps a step-level learning-rate scheduler after each optimiser step."""
+        annealing = self.option("lr_annealing")
+        if should_step and annealing is not None and not is_epoch_scheduler(annealing):
+            annealing(self.optimizer)
 
     def on_stage_start(self, stage, epoch=None):
         """Resets the per-exit accumulators; re-plans the learning-rate
         schedule before each training epoch (the epoch counter may have
-        lowered its limit to fit its time budget)."""
+        lowered its limit to fit its time budget); builds the test decoder."""
         if stage == sb.Stage.TRAIN:
             self.plan_schedule()
         n = len(self.exit_layers)
         self.exit_loss_sums = [0.0] * n
         self.exit_loss_count = 0
         if stage != sb.Stage.TRAIN:
-            self.wer_metrics = [self.hparams.error_rate_computer() for _ in range(n)]
-            self.cer_metrics = [self.hparams.cer_computer() for _ in range(n)]
-        self.test_searcher = self.rescorer = None
-        if stage == sb.Stage.TEST and hasattr(self.hparams, "test_searcher"):
-            vocab = ctc_vocab_list(self.hparams.tokenizer, self.hparams.blank_index)
-            self.test_searcher = self.hparams.test_searcher(
-                blank_index=self.hparams.blank_index, vocab_list=vocab
+            self.wer_metrics = [self.option("error_rate_computer")() for _ in range(n)]
+            self.cer_metrics = [self.option("cer_computer")() for _ in range(n)]
+        self.test_decoder = None
+        if stage == sb.Stage.TEST:
+            self.test_decoder = build_text_decoder(
+                self.unwrapped_model, self.hparams, self.device, beam_size=self.test_beam_size()
             )
-            self.rescorer = hparams_nbest_rescorer(self.hparams, self.device)
-            if self.rescorer is not None:  # N-best list, every alternative kept (SpeechBrain's note on topk)
-                self.test_searcher.topk = int(getattr(self.hparams, "lm_nbest", None) or self.test_searcher.beam_size)
-                self.test_searcher.prune_history = False
+            logger.info("test decoding: %r", self.test_decoder)
+
+    def test_beam_size(self):
+        """The test decoding's beam (``test_beam_size``)."""
+        return self.option("test_beam_size")
 
     def exit_stats(self, stage):
         """Per-exit loss (and WER/CER outside training) of the stage that ended."""
@@ -174,36 +283,49 @@ class EarlyExitCTCBrain(sb.Brain):
             stats["mean_WER"] = round(sum(wers) / len(wers), 3)
         return stats
 
+    def log_stats(self, **kwargs):
+        """``train_logger.log_stats`` (on the main process), or the Python log."""
+        train_logger = self.option("train_logger")
+        if train_logger is not None:
+            train_logger.log_stats(**kwargs)
+        else:
+            logger.info("%s", kwargs)
+
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs per-exit statistics, checkpoints on validation, writes WER files at test."""
+        """Logs per-exit statistics, steps an epoch-level scheduler and
+        checkpoints after validation, writes WER files at test."""
         stats = {"loss": stage_loss, **self.exit_stats(stage)}
         if stage == sb.Stage.TRAIN:
             self.train_stats = stats
             return
         if stage == sb.Stage.VALID:
+            annealing = self.option("lr_annealing")
+            if annealing is not None and is_epoch_scheduler(annealing):
+                metric = self.option("lr_annealing_metric")
+                if metric not in stats:
+                    raise ValueError(f"lr_annealing_metric {metric!r} is not a validation statistic "
+                                     f"(one of {sorted(stats)})")
+                step_epoch_scheduler(annealing, self.optimizer, epoch, stats[metric])
             lr = self.optimizer.param_groups[0]["lr"]
-            self.hparams.train_logger.log_stats(
-                stats_meta={"epoch": epoch, "lr": lr},
-                train_stats=self.train_stats,
-                valid_stats=stats,
-            )
-            self.checkpointer.save_and_keep_only(
-                meta={"mean_WER": stats["mean_WER"], "WER": stats["WER"], "epoch": epoch},
-                min_keys=["mean_WER"],
-                num_to_keep=getattr(self.hparams, "avg_checkpoints", 1),
-            )
+            self.log_stats(stats_meta={"epoch": epoch, "lr": lr},
+                           train_stats=getattr(self, "train_stats", None), valid_stats=stats)
+            if self.checkpointer is not None:
+                self.checkpointer.save_and_keep_only(
+                    meta={"mean_WER": stats["mean_WER"], "WER": stats["WER"], "epoch": epoch},
+                    min_keys=["mean_WER"],
+                    num_to_keep=self.option("avg_checkpoints"),
+                )
         elif stage == sb.Stage.TEST:
-            counter = getattr(self.hparams, "epoch_counter", None)
-            self.hparams.train_logger.log_stats(
-                stats_meta={"Epoch loaded": counter.current if counter else None},
-                test_stats=stats,
-            )
+            counter = self.option("epoch_counter")
+            self.log_stats(stats_meta={"Epoch loaded": counter.current if counter else None},
+                           test_stats=stats)
             self.test_stats = stats
-            self.write_wer_files()
+            if sb.utils.distributed.if_main_process():
+                self.write_wer_files()
 
     def write_wer_files(self):
         """One SpeechBrain WER file per exit plus a JSON summary in ``output_folder``."""
-        folder = getattr(self.hparams, "output_folder", None)
+        folder = self.option("output_folder")
         if folder is None:
             return
         os.makedirs(folder, exist_ok=True)
@@ -222,6 +344,6 @@ class EarlyExitCTCBrain(sb.Brain):
             "exit_layers": self.exit_layers,
             "wer": [round(m.summarize("error_rate"), 3) for m in self.wer_metrics],
             "cer": [round(m.summarize("error_rate"), 3) for m in self.cer_metrics],
-            "params": sum(p.numel() for p in self.modules.model.parameters()),
+            "params": sum(p.numel() for p in self.unwrapped_model.parameters()),
             "torch_threads": torch.get_num_threads(),
         }

@@ -337,9 +337,11 @@ class AttentionRescoringDecoder:
 AED_DECODINGS = ("joint", "rescoring")
 
 
-def attention_decoder(model, hparams, searcher_factory, ctc_weight, device="cpu", beam_size=None):
+def attention_decoder(model, hparams, searcher_factory, ctc_weight, device="cpu", beam_size=None,
+                      aed_decoding=None):
     """The text decoder of an :class:`~speechbrain_ee.nnet.aed_model.EarlyExitAED`
-    that ``hparams.aed_decoding`` names (default ``"joint"``):
+    that ``aed_decoding`` (default: ``hparams.aed_decoding``, else
+    ``"joint"``) names:
 
     * ``"joint"``: :class:`AttentionTextDecoder`, the joint CTC/attention
       search of ``searcher_factory`` (its beam, or ``beam_size``) with the
@@ -352,7 +354,7 @@ def attention_decoder(model, hparams, searcher_factory, ctc_weight, device="cpu"
     (``tokenizer``, ``blank_index``, ``bos_index``, ``eos_index``, optional LM
     and lexicon keys).
     """
-    decoding = getattr(hparams, "aed_decoding", None) or "joint"
+    decoding = aed_decoding or getattr(hparams, "aed_decoding", None) or "joint"
     if decoding not in AED_DECODINGS:
         raise ValueError(f"aed_decoding must be one of {AED_DECODINGS}, got {decoding!r}")
     factory_beam = getattr(searcher_factory, "keywords", {}).get("beam_size")
@@ -370,3 +372,75 @@ def attention_decoder(model, hparams, searcher_factory, ctc_weight, device="cpu"
         lm_weight=getattr(hparams, "lm_weight", 0.0),
         rescorer=hparams_nbest_rescorer(hparams, device, with_lm=False),
     )
+
+
+def required_hparam(hparams, key, what):
+    """``hparams.key``, or a ``ValueError`` naming the missing key (decoding
+    settings have no silent defaults)."""
+    value = getattr(hparams, key, None)
+    if value is None:
+        raise ValueError(f"the hyperparameters have no {key!r} ({what})")
+    return value
+
+
+def build_text_decoder(model, hparams, device="cpu", beam_size=None, aed_decoding=None):
+    """The one text decoder of a model: what the Brains' test stage,
+    :class:`~speechbrain_ee.inference.EarlyExitASR` (and so ``sbee evaluate``)
+    and the selection sweeps decode with.
+
+    The settings come from ``hparams`` (a recipe's hparams, or an exported
+    model's, which carries the same keys with the same meaning):
+
+    * CTC models: ``test_beam_size`` (0: greedy CTC, else
+      ``CTCPrefixBeamSearcher``), its N-best list rescored by the transcript
+      LM (``lm_model``, ``lm_weight``) and the lexicon penalty
+      (``lexicon_file``, ``oov_penalty``) when they are set:
+      :class:`CTCTextDecoder`;
+    * attention models (``EarlyExitAED``): ``test_search`` (a partial of
+      ``S2STransformerBeamSearcher``), ``ctc_weight_decode`` and
+      ``aed_decoding``, see :func:`attention_decoder`.
+
+    Arguments
+    ---------
+    model : EarlyExitCTC or EarlyExitAED
+        The (unwrapped) model.
+    hparams : object
+        Attribute access to the keys above, ``tokenizer`` and ``blank_index``.
+    device : str
+        Where an LM runs.
+    beam_size : int, optional
+        Overrides ``test_beam_size`` (CTC; 0: greedy) or the search's beam
+        (attention models).
+    aed_decoding : str, optional
+        Overrides ``aed_decoding`` (attention models).
+
+    Example
+    -------
+    >>> from types import SimpleNamespace
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, EarlyExitCTC, ExitHeads, MaskedConvFrontEnd
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4,)), d_model=16, nhead=2, d_ffn=32,
+    ...                                 num_layers=2, exit_layers=[1, 2])
+    >>> model = EarlyExitCTC(enc, ExitHeads(16, 11, 2))
+    >>> class Chars:
+    ...     def get_piece_size(self): return 10
+    ...     def id_to_piece(self, i): return "abcdefghij"[i]
+    >>> hparams = SimpleNamespace(tokenizer=Chars(), blank_index=10, test_beam_size=4)
+    >>> build_text_decoder(model, hparams)
+    CTC prefix beam search (beam 4)
+    >>> build_text_decoder(model, SimpleNamespace(tokenizer=Chars(), blank_index=10))
+    Traceback (most recent call last):
+    ...
+    ValueError: the hyperparameters have no 'test_beam_size' (the CTC decoding's beam; 0: greedy)
+    """
+    if hasattr(model, "searcher_modules"):
+        search = required_hparam(hparams, "test_search", "a partial of S2STransformerBeamSearcher")
+        ctc_weight = required_hparam(hparams, "ctc_weight_decode", "the CTC weight of the joint search")
+        if not 0.0 <= float(ctc_weight) <= 1.0:
+            raise ValueError(f"ctc_weight_decode must be in [0, 1], got {ctc_weight}")
+        return attention_decoder(model, hparams, search, float(ctc_weight), device, beam_size, aed_decoding)
+    if aed_decoding is not None:
+        raise ValueError("aed_decoding applies to attention models (EarlyExitAED) only")
+    if beam_size is None:
+        beam_size = required_hparam(hparams, "test_beam_size", "the CTC decoding's beam; 0: greedy")
+    rescorer = hparams_nbest_rescorer(hparams, device) if beam_size else None
+    return CTCTextDecoder(hparams.tokenizer, hparams.blank_index, beam_size, rescorer=rescorer)

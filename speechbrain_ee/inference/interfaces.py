@@ -11,9 +11,8 @@ from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 
 from speechbrain_ee.data.audio import AudioError, load_audio
-from speechbrain_ee.decoding import hparams_nbest_rescorer
 from speechbrain_ee.features import model_inputs
-from speechbrain_ee.inference.decoders import CTCTextDecoder, attention_decoder
+from speechbrain_ee.inference.decoders import build_text_decoder
 from speechbrain_ee.inference.dynamic import exit_extras, run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
@@ -87,9 +86,7 @@ class EarlyExitASR(Pretrained):
 
     def __init__(self, *args, beam_size=None, selector=None, aed_decoding=None, **kwargs):
         super().__init__(*args, **kwargs)
-        if aed_decoding is not None:  # an attention model's decoding instead of the exported one
-            self.hparams.aed_decoding = aed_decoding
-        self.decoder = self.build_decoder(beam_size)
+        self.decoder = self.build_decoder(beam_size, aed_decoding)
         self.default_selector = selector if selector is not None else getattr(self.hparams, "selector", None)
 
     @classmethod
@@ -108,19 +105,10 @@ class EarlyExitASR(Pretrained):
             logger.info("default exit selector from %s: %r", calibrated, asr.default_selector)
         return asr
 
-    def build_decoder(self, beam_size=None):
-        """The text decoder of the model (see the class docstring)."""
-        searcher = getattr(self.hparams, "searcher", None)
-        if searcher is not None and hasattr(self.mods.model, "searcher_modules"):
-            return attention_decoder(
-                self.mods.model, self.hparams, searcher, ctc_weight=getattr(self.hparams, "ctc_weight", 0.4),
-                device=self.device, beam_size=beam_size,
-            )
-        if beam_size is None:
-            beam_size = getattr(self.hparams, "beam_size", 0)
-        # the exported transcript LM and/or lexicon rescore the N-best list (beam search only)
-        rescorer = hparams_nbest_rescorer(self.hparams, self.device) if beam_size else None
-        return CTCTextDecoder(self.hparams.tokenizer, self.hparams.blank_index, beam_size, rescorer=rescorer)
+    def build_decoder(self, beam_size=None, aed_decoding=None):
+        """The model's text decoder (:func:`build_text_decoder`: the decoding
+        its exported hyperparameters name, as the recipe's test stage did)."""
+        return build_text_decoder(self.mods.model, self.hparams, self.device, beam_size, aed_decoding)
 
     # ------------------------------------------------------------------ pieces
     @property

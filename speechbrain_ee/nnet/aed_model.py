@@ -186,6 +186,16 @@ class EarlyExitAED(EarlyExitCTC):
             return ctc, seq, out_lengths, outputs
         return ctc, seq, out_lengths
 
+    def forward(self, feats, lengths, tokens_bos=None, max_exit=None, return_states=False,
+                decoder_exits=None):
+        """Without ``tokens_bos``: the CTC side (per-exit log-posteriors and
+        output lengths, as :class:`EarlyExitCTC`); with it, the teacher-forced
+        pass of :meth:`forward_joint`. Training goes through ``forward`` so
+        that a DDP wrapper sees the pass."""
+        if tokens_bos is None:
+            return super().forward(feats, lengths, max_exit)
+        return self.forward_joint(feats, lengths, tokens_bos, max_exit, return_states, decoder_exits)
+
     def searcher_modules(self, exit_index):
         """``[decoder, ce_linear]``: the ``modules`` of SpeechBrain's
         ``S2STransformerBeamSearcher`` for this exit."""

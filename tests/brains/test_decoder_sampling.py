@@ -1,25 +1,20 @@
 """The AED brain runs the decoders of ``decoder_exits_per_step`` exits per training step."""
 
-from types import SimpleNamespace
-
 import pytest
 import torch
 
-from speechbrain_ee.brains.aed import EarlyExitAEDBrain
+from speechbrain_ee.brains.aed import sample_decoder_exits
 
 EXITS = [2, 4, 6, 8, 10, 12]
 
 
 def sample(count):
-    brain = SimpleNamespace(hparams=SimpleNamespace(decoder_exits_per_step=count), exit_layers=EXITS)
-    return EarlyExitAEDBrain.sample_decoder_exits(brain)
+    return sample_decoder_exits(count, len(EXITS))
 
 
 def test_all_decoders_by_default():
     assert sample(None) is None
     assert sample(len(EXITS)) is None
-    brain = SimpleNamespace(hparams=SimpleNamespace(), exit_layers=EXITS)  # key absent
-    assert EarlyExitAEDBrain.sample_decoder_exits(brain) is None
 
 
 def test_k_distinct_exits_drawn_uniformly():

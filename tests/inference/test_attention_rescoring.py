@@ -53,7 +53,7 @@ def test_unknown_decoding_is_a_clear_error(asr):
     asr.hparams.aed_decoding = "viterbi"
     try:
         with pytest.raises(ValueError, match="aed_decoding"):
-            attention_decoder(asr.model, asr.hparams, asr.hparams.searcher, ctc_weight=0.3)
+            attention_decoder(asr.model, asr.hparams, asr.hparams.test_search, ctc_weight=0.3)
     finally:
         asr.hparams.aed_decoding = "rescoring"
 
