@@ -1,7 +1,8 @@
 """Early-exit training objectives (Wright et al. 2023, Eq. 2)."""
 
 import torch
-from speechbrain.nnet.losses import ctc_loss, kldiv_loss
+from speechbrain.nnet import losses as sb_losses
+from speechbrain.nnet.losses import kldiv_loss
 
 
 def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index,
@@ -45,11 +46,57 @@ def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index
     if len(exit_weights) != len(log_probs):
         raise ValueError(f"{len(exit_weights)} exit weights for {len(log_probs)} exits")
     per_exit = [
-        ctc_loss(lp, targets, input_lens, target_lens, blank_index, reduction=reduction)
+        sb_losses.ctc_loss(lp, targets, input_lens, target_lens, blank_index, reduction=reduction)
         for lp in log_probs
     ]
     total = sum(w * loss for w, loss in zip(exit_weights, per_exit))
     return total, per_exit
+
+
+def ctc_loss(log_probs, targets, input_lens, target_lens, blank_index, reduction="mean", exit_weights=None):
+    """The early-exit CTC loss (Eq. 2) with the call signature of
+    SpeechBrain's :func:`speechbrain.nnet.losses.ctc_loss`, so it drops into
+    a project's ``compute_objectives`` (``ctc_cost: !name:speechbrain_ee.losses.ctc_loss``).
+
+    Arguments
+    ---------
+    log_probs : list of torch.Tensor or torch.Tensor
+        Per-exit log-posteriors, each (batch, time, classes), as a list or
+        stacked (exits, batch, time, classes); a single (batch, time,
+        classes) tensor is one exit (SpeechBrain's own loss).
+    targets : torch.Tensor
+        Token ids, (batch, max_target_len).
+    input_lens, target_lens : torch.Tensor
+        Relative lengths (SpeechBrain's convention).
+    blank_index : int
+        CTC blank.
+    reduction : str
+        As SpeechBrain's ``ctc_loss``.
+    exit_weights : list of float, optional
+        Weight of each exit (default 1 each).
+
+    Returns
+    -------
+    torch.Tensor
+        The weighted sum of the exits' losses; :func:`early_exit_ctc_loss`
+        also returns each exit's term.
+
+    Example
+    -------
+    >>> from speechbrain.nnet.losses import ctc_loss as sb_ctc_loss
+    >>> lp = [torch.randn(2, 20, 5).log_softmax(-1) for _ in range(3)]
+    >>> tgt, tl, il = torch.tensor([[1, 2], [3, 0]]), torch.tensor([1.0, 0.5]), torch.ones(2)
+    >>> total = ctc_loss(lp, tgt, il, tl, blank_index=4)
+    >>> bool(torch.isclose(total, sum(sb_ctc_loss(x, tgt, il, tl, 4) for x in lp)))
+    True
+    >>> bool(torch.isclose(ctc_loss(lp[0], tgt, il, tl, 4), sb_ctc_loss(lp[0], tgt, il, tl, 4)))
+    True
+    """
+    if torch.is_tensor(log_probs) and log_probs.dim() == 3:
+        log_probs = [log_probs]
+    total, _ = early_exit_ctc_loss(list(log_probs), input_lens, targets, target_lens, blank_index,
+                                   exit_weights=exit_weights, reduction=reduction)
+    return total
 
 
 def sequence_ce_loss(log_probs, targets, target_lens, pad_index, label_smoothing=0.1,

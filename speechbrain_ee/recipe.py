@@ -32,7 +32,8 @@ def load_recipe(argv):
 
 
 def prepare_tokenizer(hparams):
-    """Trains (on the main process) or loads the SentencePiece model and
+    """Loads the SentencePiece model (training it first when it is missing:
+    under DDP :func:`run` trains it on the main process beforehand) and
     stores the processor in ``hparams["tokenizer"]``."""
     tokenizer = hparams["tokenizer_trainer"]()
     hparams["tokenizer"] = tokenizer.sp
@@ -88,6 +89,7 @@ def run(argv=None):
         overrides=overrides,
     )
     run_on_main(hparams["prepare_data"])
+    run_on_main(hparams["tokenizer_trainer"])  # trained once; every process then loads it
     prepare_tokenizer(hparams)
     run_on_main(prepare_lexicon, args=[hparams])
     train, valid, tests = build_datasets(hparams)

@@ -6,9 +6,28 @@ import logging
 import statistics
 import time
 
+import torch
+
 from speechbrain.utils.epoch_loop import EpochCounter
 
 logger = logging.getLogger(__name__)
+
+
+def main_process_values(*values):
+    """``values`` as the main process measured them, on every process of a
+    distributed run (so that every process takes the same decisions, e.g.
+    how many epochs to run); unchanged otherwise.
+
+    Example
+    -------
+    >>> main_process_values(1.5, 2.0)
+    (1.5, 2.0)
+    """
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    shared = list(values)
+    torch.distributed.broadcast_object_list(shared, src=0)
+    return tuple(shared)
 
 
 class TimeBudgetEpochCounter(EpochCounter):
@@ -19,7 +38,8 @@ class TimeBudgetEpochCounter(EpochCounter):
     counts only while it is the only one: it also pays one-time costs (file
     cache, kernels built for new shapes) and takes up to twice as long. With
     ``budget_s=None`` it behaves exactly as ``EpochCounter``. Checkpointing is
-    inherited (only the epoch number is saved).
+    inherited (only the epoch number is saved). Under DDP every process uses
+    the main process's timings, so all stop after the same epoch.
 
     With ``fit_to_budget``, after every epoch past the first the counter
     also sets ``limit`` to the epochs that fit: the ones done plus those
@@ -66,8 +86,8 @@ class TimeBudgetEpochCounter(EpochCounter):
     def __next__(self):
         now = time.time()
         if self._epoch_start is not None:
-            self.epoch_durations.append(now - self._epoch_start)
-            elapsed = now - self.start_time
+            duration, elapsed = main_process_values(now - self._epoch_start, now - self.start_time)
+            self.epoch_durations.append(duration)
             self._fit_limit(elapsed)
             if self.budget_s is not None and elapsed + self.longest_epoch_s > self.budget_s:
                 if self.current < self.limit:

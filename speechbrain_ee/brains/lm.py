@@ -42,7 +42,8 @@ class TranscriptLMBrain(sb.Brain):
             logger.info("LM epoch %s: train loss %.3f, valid loss %.3f", epoch, self.train_loss, stage_loss)
             if stage_loss < getattr(self, "best_loss", float("inf")):
                 self.best_loss = stage_loss
-                self.best_state = copy.deepcopy(self.modules.lm.state_dict())
+                lm = self.modules.lm
+                self.best_state = copy.deepcopy(getattr(lm, "module", lm).state_dict())  # unwrapped from DDP
 
 
 def text_dataset(csv_path, tokenizer, bos_index, eos_index):
@@ -83,7 +84,9 @@ def train_transcript_lm(hparams, run_opts=None):
     (validated on ``valid_csv``) with the recipe's tokenizer, keeps the best
     epoch and saves it to ``lm_checkpoint``; an existing checkpoint is loaded
     instead (resumed runs). Called by :func:`speechbrain_ee.recipe.run` when
-    the yaml has ``train_lm``.
+    the yaml has ``train_lm``, on every process: the LM Brain gets the run's
+    ``run_opts`` (device, DDP backend), the main process saves its best
+    epoch and every process loads that file.
 
     Hparams used: ``lm_model``, ``lm_checkpoint``, ``lm_epochs``,
     ``lm_opt_class``, ``lm_batch_size``, ``tokenizer``, ``train_csv``,
@@ -98,18 +101,20 @@ def train_transcript_lm(hparams, run_opts=None):
         return lm.eval()
     bos, eos = lm_boundaries(hparams)
     make = lambda csv: text_dataset(csv, hparams["tokenizer"], bos, eos)  # noqa: E731
-    opts = {"device": (run_opts or {}).get("device", "cpu"), "noprogressbar": True}
     brain = TranscriptLMBrain(
         modules={"lm": lm}, opt_class=hparams["lm_opt_class"],
         hparams={"bos_index": bos, "label_smoothing": hparams.get("lm_label_smoothing", 0.0)},
-        run_opts=opts,
+        run_opts={**(run_opts or {}), "noprogressbar": True},
     )
     loader = {"batch_size": hparams.get("lm_batch_size", 32), "shuffle": True}
     brain.fit(sb.utils.epoch_loop.EpochCounter(hparams["lm_epochs"]), make(hparams["train_csv"]),
               make(hparams["valid_csv"]), train_loader_kwargs=loader,
               valid_loader_kwargs={"batch_size": hparams.get("lm_batch_size", 32)})
-    lm.load_state_dict(brain.best_state)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    torch.save(lm.state_dict(), path)
-    logger.info("transcript LM: best valid loss %.3f, saved to %s", brain.best_loss, path)
+    if sb.utils.distributed.if_main_process():  # the main process's best epoch is the LM of every process
+        lm.load_state_dict(brain.best_state)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        torch.save(lm.state_dict(), path)
+        logger.info("transcript LM: best valid loss %.3f, saved to %s", brain.best_loss, path)
+    sb.utils.distributed.ddp_barrier()
+    lm.load_state_dict(torch.load(path, map_location="cpu"))
     return lm.eval()

@@ -9,6 +9,7 @@ from speechbrain.lobes.models.transformer.Transformer import (
     get_lookahead_mask,
 )
 
+from speechbrain_ee.nnet.lengths import in_convention
 from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.frontend import length_mask
@@ -169,11 +170,11 @@ class EarlyExitAED(EarlyExitCTC):
 
         Returns per-exit CTC log-posteriors ``(B, T, C)``, per-exit decoder
         log-posteriors ``(B, L, C)`` for the BOS-prefixed ``tokens_bos``, the
-        output frame counts and, with ``return_states``, the exit outputs.
+        output lengths (relative when ``lengths`` are, else frame counts) and, with ``return_states``, the exit outputs.
         With ``decoder_exits`` (exit indices), only those exits' decoders run;
         the others' decoder entries are None.
         """
-        outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)
+        outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)  # frame counts
         if decoder_exits is None:
             decoder_exits = range(len(outputs))
         run = set(decoder_exits)
@@ -182,6 +183,7 @@ class EarlyExitAED(EarlyExitCTC):
         ctc = [self.ctc_heads(i, out) for i, out in enumerate(outputs)]
         seq = [self.ce_heads(i, self.decoders[i](tokens_bos, out, out_lengths)) if i in run else None
                for i, out in enumerate(outputs)]
+        out_lengths = in_convention(out_lengths, outputs[0].shape[1], torch.as_tensor(lengths).is_floating_point())
         if return_states:
             return ctc, seq, out_lengths, outputs
         return ctc, seq, out_lengths

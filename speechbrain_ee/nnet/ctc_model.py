@@ -4,6 +4,8 @@ from dataclasses import replace
 
 import torch
 
+from speechbrain_ee.nnet.lengths import as_counts, in_convention
+
 
 class EarlyExitCTC(torch.nn.Module):
     """Ties an early-exit encoder to its CTC exit heads.
@@ -74,8 +76,9 @@ class EarlyExitCTC(torch.nn.Module):
         self.encoder.check_exit(exit_index)
 
     def start(self, feats, lengths):
-        """Front-end only; see :meth:`EarlyExitConformerEncoder.start`."""
-        return self.encoder.start(feats, lengths)
+        """Front-end only; see :meth:`EarlyExitConformerEncoder.start`
+        (``lengths`` relative, SpeechBrain's convention, or integer counts)."""
+        return self.encoder.start(feats, as_counts(lengths, feats.shape[1])[0])
 
     def advance(self, state, exit_index):
         """The encoder's ``advance`` (``(state, exit_output)``), through
@@ -107,7 +110,8 @@ class EarlyExitCTC(torch.nn.Module):
 
     def exit_outputs(self, feats, lengths, max_exit=None):
         """Normalised outputs of every exit up to ``max_exit`` (default: all)
-        and the output frame counts."""
+        and the output frame counts (integers, whatever the convention of
+        ``lengths``)."""
         last = self.num_exits - 1 if max_exit is None else max_exit
         self.check_exit(last)
         state, outputs = self.start(feats, lengths), []
@@ -118,6 +122,8 @@ class EarlyExitCTC(torch.nn.Module):
 
     def forward(self, feats, lengths, max_exit=None):
         """Log-posteriors of every exit up to ``max_exit`` (default all) and
-        the output frame counts."""
+        the output lengths, in the convention of ``lengths``: relative
+        (SpeechBrain's, e.g. ``tensor([1.0, 0.75])``) or integer frame counts."""
         outputs, out_lengths = self.exit_outputs(feats, lengths, max_exit)
+        out_lengths = in_convention(out_lengths, outputs[0].shape[1], torch.as_tensor(lengths).is_floating_point())
         return [self.heads(i, out) for i, out in enumerate(outputs)], out_lengths

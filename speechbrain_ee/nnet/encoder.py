@@ -27,6 +27,7 @@ from speechbrain.nnet.activations import Swish
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL
 from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
+from speechbrain_ee.nnet.lengths import as_counts, in_convention
 from speechbrain_ee.nnet.frontend import length_mask
 
 
@@ -195,9 +196,10 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         feats : torch.Tensor
             Normalised features, (batch, time, n_feats).
         lengths : torch.Tensor
-            Real frame counts (integers).
+            Relative lengths (SpeechBrain's convention) or real frame counts
+            (integers); the state holds frame counts.
         """
-        x, lengths = self.frontend(feats, lengths)
+        x, lengths = self.frontend(feats, as_counts(lengths, feats.shape[1])[0])
         index = torch.arange(x.shape[0], device=x.device)
         return EncoderState(self.input_projection(x), lengths, 0, index)
 
@@ -225,12 +227,14 @@ class EarlyExitConformerEncoder(torch.nn.Module):
 
     def forward(self, feats, lengths, max_exit: Optional[int] = None) -> List[torch.Tensor]:
         """Outputs of every exit up to ``max_exit`` (default: all), each
-        (batch, time, d_model), and the output frame counts."""
+        (batch, time, d_model), and the output lengths in the convention of
+        ``lengths`` (relative, or frame counts)."""
         last = self.num_exits - 1 if max_exit is None else max_exit
         self.check_exit(last)
-        state = self.start(feats, lengths)
+        counts, relative = as_counts(lengths, feats.shape[1])
+        state = self.start(feats, counts)
         outputs = []
         for exit_index in range(last + 1):
             state, out = self.advance(state, exit_index)
             outputs.append(out)
-        return outputs, state.lengths
+        return outputs, in_convention(state.lengths, outputs[0].shape[1], relative)

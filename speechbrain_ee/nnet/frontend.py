@@ -14,6 +14,7 @@ import torch
 from speechbrain.lobes.models.convolution import ConvolutionFrontEnd
 
 from speechbrain_ee.nnet.fast_conv import ChannelsLastConv2d
+from speechbrain_ee.nnet.lengths import as_counts, in_convention
 
 
 def length_mask(lengths, max_len):
@@ -116,12 +117,15 @@ class MaskedConvFrontEnd(torch.nn.Module):
         return lengths
 
     def forward(self, feats, lengths):
-        """Returns ``(batch, time', output_size)`` features and their frame counts.
+        """Returns ``(batch, time', output_size)`` features and their lengths,
+        in the convention of ``lengths`` (SpeechBrain's relative lengths, or
+        integer frame counts).
 
         At inference (eval mode, autograd off) each block runs
         :func:`conv_block_inplace`: the same outputs without the two
         full-size copies that LayerNorm and the activation allocate."""
         inplace = self.inplace_inference and not self.training and not torch.is_grad_enabled()
+        lengths, relative = as_counts(lengths, feats.shape[1])
         x = feats
         for position, block in enumerate(self.cnn.children()):
             if bool((lengths < x.shape[1]).any()):  # else nothing to mask
@@ -131,7 +135,7 @@ class MaskedConvFrontEnd(torch.nn.Module):
                 x = x.mul_(mask) if inplace and position > 0 else x * mask
             x = conv_block_inplace(block, x) if inplace and inplace_applies(block) else block(x)
             lengths = torch.div(lengths + self.stride - 1, self.stride, rounding_mode="floor")
-        return x.flatten(start_dim=2), lengths
+        return x.flatten(start_dim=2), in_convention(lengths, x.shape[1], relative)
 
 
 def inplace_applies(block):

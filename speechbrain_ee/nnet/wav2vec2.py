@@ -48,6 +48,7 @@ from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.encoder import EarlyExitConformerEncoder, EncoderState
 from speechbrain_ee.nnet.frontend import length_mask
 from speechbrain_ee.nnet.heads import ExitHeads
+from speechbrain_ee.nnet.lengths import as_counts
 
 
 class Wav2Vec2LoadError(OSError):
@@ -217,9 +218,10 @@ class Wav2Vec2ExitEncoder(torch.nn.Module):
         wavs : torch.Tensor
             Raw waveforms, (batch, samples).
         lengths : torch.Tensor
-            Real sample counts (integers).
+            Relative lengths (SpeechBrain's convention) or real sample
+            counts (integers).
         """
-        lengths = lengths.long()
+        lengths = as_counts(lengths, wavs.shape[1])[0]
         if self.normalize_wav:
             wavs = normalize_waveforms(wavs, lengths)
         with torch.set_grad_enabled(torch.is_grad_enabled() and not self.freeze_feature_extractor):

@@ -41,11 +41,11 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
                  "lm.yaml", "lm.ckpt"):
         assert (tmp_path / "model" / name).is_file()
     assert (out / "save" / "lm" / "transformer_lm.ckpt").is_file()  # LM trained on the transcripts
-    assert brain.rescorer.weights["transformerlm"] == 0.05  # ...rescored the test N-best lists (default chosen on dev)
-    assert brain.rescorer.weights["lexicon"] == 4.0  # ...with the training words as lexicon
+    assert brain.test_decoder.rescorer.weights["transformerlm"] == 0.05  # ...rescored the test N-best lists (default chosen on dev)
+    assert brain.test_decoder.rescorer.weights["lexicon"] == 4.0  # ...with the training words as lexicon
     train_words = {w for row in csv.DictReader(open(out / "manifests" / "train.csv")) for w in row["wrd"].split()}
     assert (tmp_path / "model" / "lexicon.txt").read_text().split() == sorted(train_words)
-    assert brain.test_searcher.topk == 2 and brain.test_searcher.prune_history is False
+    assert brain.test_decoder.searcher.topk == 2 and brain.test_decoder.searcher.prune_history is False
 
     # evaluation command on a 4-utterance CSV
     rows = list(csv.DictReader(open(out / "manifests" / "test.csv")))[:4]

@@ -1,0 +1,59 @@
+"""Sequence lengths in either convention the package meets: SpeechBrain's
+relative lengths (floating point, in [0, 1], the padded length being 1) or
+integer counts of real frames/samples."""
+
+import torch
+
+
+def as_counts(lengths, max_len):
+    """Integer counts of real positions and whether ``lengths`` were relative.
+
+    Arguments
+    ---------
+    lengths : torch.Tensor
+        Relative lengths (floating point, each in [0, 1]: SpeechBrain's
+        convention) or integer counts (each at most ``max_len``).
+    max_len : int
+        The padded length.
+
+    Returns
+    -------
+    counts : torch.Tensor
+        Integer counts (long).
+    relative : bool
+        Whether ``lengths`` were relative.
+
+    Example
+    -------
+    >>> as_counts(torch.tensor([1.0, 0.5]), 40)
+    (tensor([40, 20]), True)
+    >>> as_counts(torch.tensor([40, 21]), 40)
+    (tensor([40, 21]), False)
+    >>> as_counts(torch.tensor([40.0, 21.0]), 40)
+    Traceback (most recent call last):
+    ...
+    ValueError: lengths must be relative (floating point in [0, 1], SpeechBrain's convention) or integer counts; got floating point values up to 40.0
+    """
+    lengths = torch.as_tensor(lengths)
+    if lengths.is_floating_point():
+        if lengths.numel() and (bool((lengths < 0).any()) or float(lengths.max()) > 1.0 + 1e-6):
+            raise ValueError(
+                "lengths must be relative (floating point in [0, 1], SpeechBrain's convention) or "
+                f"integer counts; got floating point values up to {float(lengths.max())}"
+            )
+        return torch.round(lengths * max_len).long().clamp(max=max_len), True
+    if lengths.numel() and (bool((lengths < 0).any()) or int(lengths.max()) > max_len):
+        raise ValueError(f"integer lengths must be in 0..{max_len} (the padded length), got {lengths.tolist()}")
+    return lengths.long(), False
+
+
+def in_convention(counts, max_len, relative):
+    """``counts`` back in the caller's convention: relative to ``max_len``
+    when ``relative``, else unchanged.
+
+    Example
+    -------
+    >>> in_convention(torch.tensor([10, 5]), 10, True)
+    tensor([1.0000, 0.5000])
+    """
+    return counts.float() / max_len if relative else counts
