@@ -22,6 +22,22 @@ import torch
 from speechbrain.nnet.CNN import Conv2d, get_padding_elem
 
 
+class _StandardGradStrides(torch.autograd.Function):
+    """Identity whose gradient gets the parameter's own (row-major) strides.
+
+    The channels-last convolution returns the weight's gradient with other
+    strides on its size-1 axis; DDP then warns "Grad strides do not match
+    bucket view strides" and copies it on every step."""
+
+    @staticmethod
+    def forward(ctx, weight):
+        return weight.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.clone(memory_format=torch.contiguous_format)
+
+
 def depthwise_conv1d(conv, x):
     """Applies the depthwise ``torch.nn.Conv1d`` ``conv`` to ``x`` (B, C, T).
 
@@ -43,9 +59,12 @@ def depthwise_conv1d(conv, x):
     )
     if not plain:
         return conv(x)
+    weight = conv.weight
+    if weight.requires_grad and torch.is_grad_enabled():
+        weight = _StandardGradStrides.apply(weight)
     out = torch.nn.functional.conv2d(
         x.unsqueeze(2).contiguous(memory_format=torch.channels_last),
-        conv.weight.unsqueeze(2),
+        weight.unsqueeze(2),
         conv.bias,
         stride=(1, conv.stride[0]),
         padding=(0, conv.padding[0]),
