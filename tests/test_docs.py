@@ -104,3 +104,27 @@ def test_configuration_lists_every_yaml_key():
         if f"`{key}`" not in documented
     ]
     assert not missing, f"keys missing from docs/configuration.md: {missing}"
+
+
+def heading_anchors(path):
+    """GitHub's anchors of a Markdown file's headings."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_relative_links_resolve(doc):
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text()):
+        if re.match(r"^[a-z]+://", target):
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (doc.parent / file_part).resolve() if file_part else doc
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and linked.suffix == ".md" and anchor not in heading_anchors(linked):
+            broken.append(target)
+    assert not broken, f"{doc.name} has broken links: {broken}"
