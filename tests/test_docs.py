@@ -109,7 +109,8 @@ def test_configuration_lists_every_yaml_key():
 def heading_anchors(path):
     """GitHub's anchors of a Markdown file's headings."""
     anchors = set()
-    for heading in re.findall(r"^#+ (.+)$", path.read_text(), flags=re.M):
+    text = re.sub(r"^```.*?^```", "", path.read_text(), flags=re.M | re.S)  # not code comments
+    for heading in re.findall(r"^#+ (.+)$", text, flags=re.M):
         slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
         anchors.add(slug)
     return anchors
