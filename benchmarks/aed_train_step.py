@@ -17,7 +17,7 @@ Each repetition runs one step per ``--decoders`` value and one with all of them
 k, the median of the per-repetition ratios to the step with all decoders
 (``vs_all``).
 
-    python benchmarks/aed_train_step.py --threads 2 --reps 20 --json-out results/aed_train_step_2thread.json
+    python benchmarks/aed_train_step.py --threads 2 --reps 20 --json-out results/benchmarks/aed_train_step_2thread.json
 
 The last line printed is the JSON result.
 """

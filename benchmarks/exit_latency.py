@@ -47,7 +47,7 @@ machine hit all tasks alike); medians are reported:
   ``full_vs_torchaudio_conformer`` = ours / torchaudio.
 
     python benchmarks/exit_latency.py --threads 2 --reps 30 \\
-        --json-out results/exit_latency_conformer_ctc.json
+        --json-out results/benchmarks/exit_latency_conformer_ctc.json
 
 The last line printed is the JSON result.
 """

@@ -11,7 +11,7 @@ times every exit once, in a fresh random order (interleaved, so that drifts
 of the machine hit all exits alike); medians are reported.
 
     python benchmarks/exit_latency_wav2vec2.py --threads 2 --reps 30 \\
-        --json-out results/exit_latency_wav2vec2.json
+        --json-out results/benchmarks/exit_latency_wav2vec2.json
 
 The last line printed is the JSON result.
 """

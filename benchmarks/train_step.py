@@ -16,7 +16,7 @@ Each repetition runs the step once with each dropout (alternating which goes
 first, on the same batch and weights state); reported: the medians and the
 median of the per-repetition ratios (``fast_vs_torch``).
 
-    python benchmarks/train_step.py --threads 2 --reps 20 --json-out results/train_step_dropout.json
+    python benchmarks/train_step.py --threads 2 --reps 20 --json-out results/benchmarks/train_step_dropout.json
 
 The last line printed is the JSON result.
 """

@@ -9,9 +9,12 @@ Training stops early if it would not fit in ``--minutes`` (whole demo,
 synthesis and test included). Any further ``--key=value`` is passed to the
 recipe as a yaml override (e.g. ``--num_train=1000 --number_of_epochs=5``).
 
-Writes ``results/demo_conformer_ctc_ee.json`` (``exit_layers``, ``wer``,
-``cer`` in exit order, ``command``, ``wall_s``, ``params``, ``machine``) and
-``results/demo_conformer_ctc_ee.png`` (WER per exit).
+Writes only under ``--output`` (default ``demo_output/``, git-ignored): the
+corpus, the training run, ``demo_conformer_ctc_ee.json`` (``exit_layers``,
+``wer``, ``cer`` in exit order, ``command``, ``wall_s``, ``params``,
+``machine``) and ``demo_conformer_ctc_ee.png`` (WER per exit); ``--results``
+puts the two summary files elsewhere. The committed reference run is
+``results/demo_conformer_ctc_ee.json`` (see RESULTS.md).
 """
 
 import argparse
@@ -41,9 +44,9 @@ def parse_args(argv):
         epilog="Other --key=value arguments are yaml overrides of the recipe.",
     )
     parser.add_argument("--output", default=str(REPO_ROOT / "demo_output"),
-                        help="working folder: corpus and training (default: %(default)s)")
-    parser.add_argument("--results", default=str(REPO_ROOT / "results"),
-                        help="where the JSON and PNG summary go (default: %(default)s)")
+                        help="working folder: corpus, training and summary (default: %(default)s)")
+    parser.add_argument("--results", default=None,
+                        help="where the JSON and PNG summary go (default: the --output folder)")
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="time budget of the whole demo; training stops early to fit (default: %(default)s)")
     parser.add_argument("--resume", action="store_true",
@@ -52,6 +55,8 @@ def parse_args(argv):
     bad = [o for o in overrides if not o.startswith("--")]
     if bad:
         parser.error(f"unexpected arguments {bad} (recipe overrides look like --key=value)")
+    if args.results is None:
+        args.results = args.output
     return args, overrides
 
 

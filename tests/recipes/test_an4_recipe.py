@@ -110,3 +110,24 @@ def test_attach_lm_to_an_exported_model(an4_dir, tmp_path, monkeypatch, capsys):
                            f"--tokenizer_folder={other}", f"--model={model}"]) == 2
     assert "tokenizer differs" in capsys.readouterr().err
     assert (model / "hyperparams.yaml").read_text() == before  # nothing written when a check fails
+
+
+def test_an4_recipe_ddp_two_processes(an4_dir, tmp_path):
+    """The recipe under ``torchrun --nproc_per_node=2`` with gloo: tokenizer,
+    lexicon and manifests made once, the transcript LM trained with the run's
+    options, both processes train, test and stop together."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "exp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
+               "hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+               f"--pretrained_folder={tmp_path / 'model'}", *TINY, "--distributed_backend=gloo", "--noprogressbar"]
+    env = {**os.environ, "PYTHONPATH": str(RECIPE.parents[1]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, cwd=RECIPE, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-5000:]
+    assert "Grad strides do not match" not in done.stderr
+    summary = json.loads((out / "exit_summary_test.json").read_text())
+    assert summary["exit_layers"] == [1, 2]
+    assert (tmp_path / "model" / "lm.ckpt").is_file() and (tmp_path / "model" / "model.ckpt").is_file()
