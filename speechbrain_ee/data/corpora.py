@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from speechbrain_ee.data.manifest import (
     DataPreparationError,
     ManifestWriter,
+    audio_duration,
     Utterance,
     skip_if_prepared,
 )
@@ -34,17 +35,25 @@ _HYPHENS = re.compile(r"[-\u2010-\u2015/]")
 _APOSTROPHES = re.compile(r"[\u2018\u2019`]")
 _SPACES = re.compile(r"\s+")
 
+# why rows are left out (the keys of the counts in preparation.json)
 OVER_LENGTH = "longer than max_duration"
 TOO_SHORT = "shorter than min_duration"
 OUTSIDE_ALPHABET = "transcript empty or outside the alphabet (A-Z, apostrophe)"
+DUPLICATE = "duplicate utterance ID"
+BAD_AUDIO = "audio file missing or unreadable"
+OUTSIDE_AUDIO = "segment outside the audio"
+MALFORMED = "malformed line"
+UNK = "<unk> in the transcript"
 
 
 @dataclass
 class Skipped:
-    """A row that cannot be used: ``where`` (file[:line]) and why."""
+    """A row that cannot be used: ``where`` (file:line), the ``reason`` (one
+    of the categories above) and the ``detail`` logged with it."""
 
     where: str
     reason: str
+    detail: str = None
 
 
 def normalize_transcript(text):
@@ -82,22 +91,43 @@ def segment_of(recording, duration, start, stop, where, tolerance=0.05):
     -------
     >>> segment_of("talk.sph", 10.0, 9.0, 10.02, "talk.stm:3")
     (9.0, 10.0)
-    >>> segment_of("talk.sph", 10.0, 9.0, 12.0, "talk.stm:4").reason
+    >>> segment_of("talk.sph", 10.0, 9.0, 12.0, "talk.stm:4").detail
     'segment 9.000-12.000s outside the audio (10.000s) of talk.sph'
     """
     if stop > duration and stop - duration <= tolerance:
         stop = duration
     if not 0 <= start < stop <= duration:
-        return Skipped(where, f"segment {start:.3f}-{stop:.3f}s outside the audio ({duration:.3f}s) of {recording}")
+        return Skipped(where, OUTSIDE_AUDIO,
+                       f"segment {start:.3f}-{stop:.3f}s outside the audio ({duration:.3f}s) of {recording}")
     return start, stop
 
 
-def parse_seconds(value, where, field):
-    """``float(value)`` or a :class:`DataPreparationError` naming ``where`` and ``field``."""
+def parse_times(where, **fields):
+    """The float values of ``fields`` (e.g. ``start="1.5", stop="2"``), or a
+    :class:`Skipped` naming the first that is not a number.
+
+    Example
+    -------
+    >>> parse_times("a.stm:2", start="1.5", stop="2")
+    [1.5, 2.0]
+    >>> parse_times("a.stm:3", start="one", stop="2").detail
+    "start is not a number: 'one'"
+    """
+    values = []
+    for name, value in fields.items():
+        try:
+            values.append(float(value))
+        except (TypeError, ValueError):
+            return Skipped(where, MALFORMED, f"{name} is not a number: {value!r}")
+    return values
+
+
+def recording_duration(path, where):
+    """The duration of a recording, or a :class:`Skipped` (``where``) saying why it cannot be read."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise DataPreparationError(f"{where}: {field} is not a number: {value!r}") from None
+        return audio_duration(path)
+    except DataPreparationError as err:
+        return Skipped(where, BAD_AUDIO, str(err))
 
 
 def write_split(entries, csv_path, min_duration=0.0, max_duration=None, segments=False):
@@ -120,12 +150,16 @@ def write_split(entries, csv_path, min_duration=0.0, max_duration=None, segments
     dict
         ``{"utterances": n, "hours": h, "skipped": {reason: count}}``.
     """
-    seconds = 0.0
+    seconds, seen = 0.0, set()
     with ManifestWriter(csv_path, segments=segments) as writer:
         for entry in entries:
             if isinstance(entry, Skipped):
-                writer.skip(entry.where, entry.reason)
+                writer.skip(entry.where, entry.reason, entry.detail)
                 continue
+            if entry.ID in seen:
+                writer.skip(f"{entry.ID} ({entry.wav})", DUPLICATE)
+                continue
+            seen.add(entry.ID)
             text = normalize_transcript(entry.wrd)
             if text is None:
                 writer.skip(f"{entry.ID} ({entry.wav})", OUTSIDE_ALPHABET)
@@ -177,5 +211,5 @@ def prepare_splits(readers, save_folder, corpus, min_duration=0.0, max_duration=
     return paths
 
 
-__all__ = ["Skipped", "Utterance", "normalize_transcript", "segment_of", "parse_seconds",
+__all__ = ["Skipped", "Utterance", "normalize_transcript", "segment_of", "parse_times",
            "write_split", "require_folders", "prepare_splits"]

@@ -21,8 +21,15 @@ per file) and skips and counts a bad row, naming the file and line.
 import logging
 import os
 
-from speechbrain_ee.data.corpora import Skipped, Utterance, prepare_splits, require_folders
-from speechbrain_ee.data.manifest import DataPreparationError, audio_duration
+from speechbrain_ee.data.corpora import (
+    MALFORMED,
+    Skipped,
+    Utterance,
+    prepare_splits,
+    recording_duration,
+    require_folders,
+)
+from speechbrain_ee.data.manifest import DataPreparationError
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +45,7 @@ def librispeech_utterances(split_folder):
         A row per transcript line; lines without text or whose audio is
         missing or unreadable come as :class:`Skipped` (``file:line``).
     """
-    for root, dirs, files in os.walk(split_folder):
+    for root, dirs, files in os.walk(split_folder, followlinks=True):
         dirs.sort()
         for name in sorted(f for f in files if f.endswith(".trans.txt")):
             trans = os.path.join(root, name)
@@ -49,14 +56,13 @@ def librispeech_utterances(split_folder):
                     parts = line.split(maxsplit=1)
                     where = f"{trans}:{lineno}"
                     if len(parts) < 2:
-                        yield Skipped(where, "no transcript after the utterance ID")
+                        yield Skipped(where, MALFORMED, "no transcript after the utterance ID")
                         continue
                     uttid, text = parts
                     audio = os.path.join(root, f"{uttid}.flac")
-                    try:
-                        duration = audio_duration(audio)
-                    except DataPreparationError as err:
-                        yield Skipped(where, str(err))
+                    duration = recording_duration(audio, where)
+                    if isinstance(duration, Skipped):
+                        yield duration
                         continue
                     yield Utterance(uttid, audio, uttid.split("-")[0], text.strip(), duration)
 

@@ -126,9 +126,10 @@ class ManifestWriter:
         self._writer.writerow(row)
         self.rows += 1
 
-    def skip(self, where, reason):
-        """Counts a row left out under ``reason`` and logs ``where`` (file[:line]) with it."""
-        logger.warning("skipping %s: %s", where, reason)
+    def skip(self, where, reason, detail=None):
+        """Counts a row left out under ``reason`` (a short category) and logs
+        ``where`` (file[:line]) with it and the ``detail`` (e.g. the error)."""
+        logger.warning("skipping %s: %s", where, detail or reason)
         self.skipped[reason] += 1
 
     def __exit__(self, exc_type, exc, traceback):
@@ -195,7 +196,7 @@ def write_manifest(utterances, csv_path, min_duration=0.0, on_bad_audio="raise")
             except DataPreparationError as err:
                 if on_bad_audio == "raise":
                     raise
-                writer.skip(utt.ID, str(err))
+                writer.skip(utt.ID, "bad audio or transcript", str(err))
                 continue
             utt.duration = duration
             writer.write(utt)
