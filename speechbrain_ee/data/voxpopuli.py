@@ -103,8 +103,9 @@ def session_recordings(data_folder, language):
     return sessions
 
 
-def session_segments(table, sessions, split):
-    """Rows of ``split`` in the annotation table, as segments of the sessions.
+def session_segments(table, sessions, split, report_unknown=True):
+    """Rows of ``split`` in the annotation table, as segments of the sessions
+    (and, with ``report_unknown``, the rows without a split, as skipped).
 
     Yields
     ------
@@ -115,10 +116,10 @@ def session_segments(table, sessions, split):
         reader = csv.DictReader(handle, delimiter="|", quoting=csv.QUOTE_NONE)
         for row in reader:
             where = f"{table}:{reader.line_num}"
+            if row.get("split") != split and not (report_unknown and row.get("split") is None):
+                continue  # another split's row (one without a split is reported once)
             if None in row or None in row.values():
                 yield Skipped(where, MALFORMED, "field count differs from the header")
-                continue
-            if row.get("split") != split:
                 continue
             session = row.get("session_id", "")
             if session not in sessions:
@@ -200,6 +201,6 @@ def prepare_voxpopuli(
                 f"with asr_{language}.tsv.gz"
             )
         segments = True
-        readers = {s: (lambda s=s: session_segments(table, sessions, s)) for s in splits}
+        readers = {s: (lambda s=s: session_segments(table, sessions, s, s == splits[0])) for s in splits}
     return prepare_splits(readers, save_folder, f"VoxPopuli-{language}", min_duration, max_duration,
                           segments=segments, skip_prep=skip_prep)
