@@ -72,7 +72,7 @@ def build_tedlium(root, librispeech):
             for index, ((uttid, text, _), (start, stop)) in enumerate(zip(rows, times)):
                 words = tedlium_words(text)
                 if index == 1:  # an out-of-vocabulary word, as TED-LIUM marks them
-                    first, rest = words.split(maxsplit=1)
+                    rest = words.split(maxsplit=1)[1]
                     words = f"<unk> {rest}"
                     text = text.split(maxsplit=1)[1]
                 lines.append(f"{talk} 1 {talk} {start:.2f} {stop:.2f} <o,f0,male> {words}")

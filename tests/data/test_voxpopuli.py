@@ -56,3 +56,38 @@ def test_voxpopuli_sessions_read_by_offset(an4_dir, tmp_path):
 def test_voxpopuli_nothing_found(tmp_path):
     with pytest.raises(DataPreparationError, match="VoxPopuli \\(en\\) not found in .*get_asr_data"):
         prepare_voxpopuli(tmp_path, tmp_path / "out")
+
+
+def test_voxpopuli_lhotse_layout_matches_lhotse(an4_dir, tmp_path):
+    """Sessions in lhotse's ``raw_audios/en`` layout: the same segments as
+    lhotse's own ``prepare_voxpopuli`` (given the table, so nothing is downloaded)."""
+    import gzip
+    import shutil
+
+    from lhotse.recipes import prepare_voxpopuli as lhotse_prepare_voxpopuli
+
+    from corpus_layouts import build_voxpopuli_sessions
+
+    root = tmp_path / "voxpopuli"
+    build_voxpopuli_sessions(root, an4_dir)
+    for session in (root / "raw_audios" / "original").rglob("*_original.ogg"):
+        target = root / "raw_audios" / "en" / session.parent.name / session.name.replace("_original", "_en")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        session.rename(target)
+    shutil.rmtree(root / "raw_audios" / "original")
+    lines = gzip.open(root / "asr_en.tsv.gz", "rt").read().splitlines()
+    clean = [lines[0]] + [line for line in lines[1:] if line.count("|") == 8 and "NO-SUCH" not in line
+                          and "past the end" not in line]
+    with gzip.open(root / "asr_en.tsv.gz", "wt") as handle:
+        handle.write("\n".join(clean) + "\n")
+    lhotse_dir = tmp_path / "lhotse"
+    lhotse_dir.mkdir()
+    shutil.copy(root / "asr_en.tsv.gz", lhotse_dir / "asr_en.tsv.gz")
+
+    ours = prepare_voxpopuli(root, tmp_path / "out")
+    reference = lhotse_prepare_voxpopuli(root, output_dir=lhotse_dir, task="asr", lang="en")
+    for split in ("train", "dev", "test"):
+        rows = list(csv.DictReader(open(ours[split])))
+        sups = sorted(reference[split]["supervisions"], key=lambda s: (s.recording_id, s.start))
+        assert [(float(r["start"]), float(r["duration"]), r["wrd"]) for r in rows] == [
+            (pytest.approx(s.start, abs=1e-3), pytest.approx(s.duration, abs=1e-3), s.text.upper()) for s in sups]
