@@ -156,19 +156,20 @@ def write_split(entries, csv_path, min_duration=0.0, max_duration=None, segments
             if isinstance(entry, Skipped):
                 writer.skip(entry.where, entry.reason, entry.detail)
                 continue
+            where = f"{entry.source or entry.wav} ({entry.ID})"
             if entry.ID in seen:
-                writer.skip(f"{entry.ID} ({entry.wav})", DUPLICATE)
+                writer.skip(where, DUPLICATE)
                 continue
             seen.add(entry.ID)
             text = normalize_transcript(entry.wrd)
             if text is None:
-                writer.skip(f"{entry.ID} ({entry.wav})", OUTSIDE_ALPHABET)
+                writer.skip(where, OUTSIDE_ALPHABET, f"{OUTSIDE_ALPHABET}: {entry.wrd!r}")
                 continue
             if entry.duration < min_duration:
-                writer.skip(f"{entry.ID} ({entry.duration:.2f}s)", TOO_SHORT)
+                writer.skip(where, TOO_SHORT, f"{entry.duration:.2f}s, {TOO_SHORT} ({min_duration}s)")
                 continue
             if max_duration is not None and entry.duration > max_duration:
-                writer.skip(f"{entry.ID} ({entry.duration:.2f}s)", OVER_LENGTH)
+                writer.skip(where, OVER_LENGTH, f"{entry.duration:.2f}s, {OVER_LENGTH} ({max_duration}s)")
                 continue
             entry.wrd = text
             writer.write(entry)

@@ -64,7 +64,7 @@ def librispeech_utterances(split_folder):
                     if isinstance(duration, Skipped):
                         yield duration
                         continue
-                    yield Utterance(uttid, audio, uttid.split("-")[0], text.strip(), duration)
+                    yield Utterance(uttid, audio, uttid.split("-")[0], text.strip(), duration, source=where)
 
 
 def _split_reader(data_folder, splits):

@@ -32,7 +32,8 @@ class DataPreparationError(RuntimeError):
 
 @dataclass
 class Utterance:
-    """One row of a manifest (``start``/``stop``: a segment of ``wav``, in seconds)."""
+    """One row of a manifest (``start``/``stop``: a segment of ``wav``, in
+    seconds; ``source``: where the row comes from, ``file:line``, for messages)."""
 
     ID: str
     wav: str
@@ -41,6 +42,7 @@ class Utterance:
     duration: float = None
     start: float = None
     stop: float = None
+    source: str = None
 
 
 def audio_duration(path):

@@ -114,7 +114,7 @@ def stm_segments(stm_path, sph_path, unk="remove"):
                 yield Skipped(where, UNK)
                 continue
             uid = f"{talk}-{round(start * 100):07d}-{round(stop * 100):07d}"
-            yield Utterance(uid, sph_path, speaker, text, round(stop - start, 4), start, stop)
+            yield Utterance(uid, sph_path, speaker, text, round(stop - start, 4), start, stop, where)
 
 
 def _split_reader(split_folder, unk):

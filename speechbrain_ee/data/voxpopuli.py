@@ -78,7 +78,8 @@ def clip_utterances(tsv_path, audio_folder):
             if isinstance(duration, Skipped):
                 yield duration
                 continue
-            yield Utterance(uid, audio, row[col["speaker_id"]], row[col["normalized_text"]], duration)
+            yield Utterance(uid, audio, row[col["speaker_id"]], row[col["normalized_text"]], duration,
+                            source=where)
 
 
 def find_annotations(data_folder, language):
@@ -143,7 +144,7 @@ def session_segments(table, sessions, split, report_unknown=True):
             start, stop = segment
             uid = f"{session}-{row.get('id_', reader.line_num)}"
             yield Utterance(uid, path, row.get("speaker_id", session), row.get("normed_text", ""),
-                            round(stop - start, 4), start, stop)
+                            round(stop - start, 4), start, stop, where)
 
 
 def prepare_voxpopuli(

@@ -64,6 +64,7 @@ def test_librispeech_bad_rows_are_skipped_and_counted(librispeech_dir, tmp_path,
     assert f"{copy / '32-21631.trans.txt'}:5: unreadable audio file" in caplog.text
     assert f"{copy / '32-21631.trans.txt'}:6: audio file not found" in caplog.text
     assert f"{copy / '32-21631.trans.txt'}:7: no transcript after the utterance ID" in caplog.text
+    assert f"{copy / '32-21631.trans.txt'}:8 (32-21631-9002): transcript empty or outside" in caplog.text
 
 
 def test_librispeech_missing_split_folder(librispeech_dir, tmp_path):

@@ -24,6 +24,7 @@ def test_voxpopuli_get_asr_data_layout(voxpopuli_corpus, tmp_path, caplog):
             "transcript empty or outside the alphabet (A-Z, apostrophe)": 1,
         } and sum(report[split]["skipped"].values()) == awkward
     assert "asr_train.tsv:" in caplog.text and "4 fields where the header has 6" in caplog.text
+    assert "asr_test.tsv:10 (" in caplog.text and "outside the alphabet (A-Z, apostrophe): 'in 2019'" in caplog.text
     # the transcribed_data/en folder itself is accepted too
     again = prepare_voxpopuli(root / "transcribed_data" / "en", tmp_path / "direct")
     assert open(again["test"]).read() == open(paths["test"]).read()
