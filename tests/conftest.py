@@ -39,3 +39,34 @@ def load_benchmark():
 def _seed_and_threads():
     torch.manual_seed(0)
     torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def librispeech_dir():
+    """The real LibriSpeech subsets (train-clean-5 speakers, dev-clean-2); skipped if absent."""
+    path = shared_data_dir() / "LibriSpeech"
+    if not (path / "train-clean-5").is_dir() or not (path / "dev-clean-2").is_dir():
+        pytest.skip(f"LibriSpeech subsets not found at {path} (set SBEE_DATA to the folder holding LibriSpeech/)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tedlium_corpus(librispeech_dir, tmp_path_factory):
+    """A TED-LIUM 3 ``legacy`` layout (STM + NIST SPHERE talks) of real
+    LibriSpeech speech: ``(root, expected rows per split, awkward rows per talk)``."""
+    from corpus_layouts import build_tedlium
+
+    root = tmp_path_factory.mktemp("TEDLIUM_release-3")
+    expected, awkward = build_tedlium(root, librispeech_dir)
+    return root, expected, awkward
+
+
+@pytest.fixture(scope="session")
+def voxpopuli_corpus(an4_dir, tmp_path_factory):
+    """A VoxPopuli-en corpus in the layout of the official ``get_asr_data``
+    (TSV + Ogg clips) of real AN4 speech: ``(root, {split: {id: TEXT}}, awkward rows per split)``."""
+    from corpus_layouts import build_voxpopuli_clips
+
+    root = tmp_path_factory.mktemp("voxpopuli")
+    expected, awkward = build_voxpopuli_clips(root, an4_dir)
+    return root, expected, awkward

@@ -4,8 +4,14 @@ Every preparation script of the package (AN4, LibriSpeech layout, the synthetic
 demo corpus) goes through :func:`write_manifest`, so that all manifests have the
 same columns (``ID,duration,wav,spk_id,wrd``), bad audio is reported with its
 file name, and an interrupted preparation never leaves a half-written CSV.
+
+Segments of long recordings (TED-LIUM talks, VoxPopuli sessions) add two
+columns, ``start`` and ``stop`` (seconds into ``wav``): the data pipeline
+then reads only that stretch of the file. Manifests without them are whole
+files, as before.
 """
 
+import collections
 import csv
 import logging
 import os
@@ -17,6 +23,7 @@ import soundfile
 logger = logging.getLogger(__name__)
 
 MANIFEST_FIELDS = ("ID", "duration", "wav", "spk_id", "wrd")
+SEGMENT_FIELDS = ("start", "stop")
 
 
 class DataPreparationError(RuntimeError):
@@ -25,13 +32,17 @@ class DataPreparationError(RuntimeError):
 
 @dataclass
 class Utterance:
-    """One row of a manifest."""
+    """One row of a manifest (``start``/``stop``: a segment of ``wav``, in
+    seconds; ``source``: where the row comes from, ``file:line``, for messages)."""
 
     ID: str
     wav: str
     spk_id: str
     wrd: str
     duration: float = None
+    start: float = None
+    stop: float = None
+    source: str = None
 
 
 def audio_duration(path):
@@ -61,6 +72,82 @@ def audio_duration(path):
     if info.frames == 0:
         raise DataPreparationError(f"empty audio file (0 samples): {path}")
     return info.frames / info.samplerate
+
+
+class ManifestWriter:
+    """Streams manifest rows to a CSV, atomically, counting the rows left out.
+
+    Rows go to a temporary file in the destination folder, renamed over
+    ``csv_path`` when the ``with`` block ends without error and at least
+    one row was written; on an error (or no row at all) the temporary file
+    is removed and an existing manifest survives. Memory does not grow with
+    the number of rows (a 960 h manifest is written row by row).
+
+    Arguments
+    ---------
+    csv_path : str
+        Destination.
+    segments : bool
+        Write the ``start``/``stop`` columns (segments of long recordings).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "dev.csv")
+    >>> with ManifestWriter(path, segments=True) as writer:
+    ...     writer.write(Utterance("talk-1", "talk.sph", "talk", "HELLO", 1.5, 10.0, 11.5))
+    ...     writer.skip("talk.stm:7", "segment outside the audio")
+    >>> print(open(path).read().strip())
+    ID,duration,wav,spk_id,wrd,start,stop
+    talk-1,1.5000,talk.sph,talk,HELLO,10.000,11.500
+    >>> writer.rows, dict(writer.skipped)
+    (1, {'segment outside the audio': 1})
+    """
+
+    def __init__(self, csv_path, segments=False):
+        self.csv_path = csv_path
+        self.segments = segments
+        self.rows = 0
+        self.skipped = collections.Counter()
+        self._handle = self._tmp_path = self._writer = None
+
+    def __enter__(self):
+        folder = os.path.dirname(os.path.abspath(self.csv_path))
+        os.makedirs(folder, exist_ok=True)
+        fd, self._tmp_path = tempfile.mkstemp(dir=folder, suffix=".csv.tmp")
+        self._handle = os.fdopen(fd, "w", newline="")
+        self._writer = csv.writer(self._handle)
+        self._writer.writerow(MANIFEST_FIELDS + (SEGMENT_FIELDS if self.segments else ()))
+        return self
+
+    def write(self, utt):
+        """Writes one :class:`Utterance` (its ``duration`` must be set)."""
+        row = [utt.ID, f"{utt.duration:.4f}", utt.wav, utt.spk_id, utt.wrd]
+        if self.segments:
+            row += [f"{utt.start:.3f}", f"{utt.stop:.3f}"]
+        self._writer.writerow(row)
+        self.rows += 1
+
+    def skip(self, where, reason, detail=None):
+        """Counts a row left out under ``reason`` (a short category) and logs
+        ``where`` (file[:line]) with it and the ``detail`` (e.g. the error)."""
+        logger.warning("skipping %s: %s", where, detail or reason)
+        self.skipped[reason] += 1
+
+    def __exit__(self, exc_type, exc, traceback):
+        self._handle.close()
+        if exc_type is None and self.rows == 0:
+            os.remove(self._tmp_path)
+            raise DataPreparationError(f"no usable utterance left for {self.csv_path}")
+        if exc_type is not None:
+            os.remove(self._tmp_path)
+            return False
+        os.replace(self._tmp_path, self.csv_path)
+        if self.skipped:
+            logger.warning("%d utterances skipped while writing %s: %s",
+                           sum(self.skipped.values()), self.csv_path, dict(self.skipped))
+        logger.info("wrote %s (%d utterances)", self.csv_path, self.rows)
+        return False
 
 
 def write_manifest(utterances, csv_path, min_duration=0.0, on_bad_audio="raise"):
@@ -97,44 +184,25 @@ def write_manifest(utterances, csv_path, min_duration=0.0, on_bad_audio="raise")
     """
     if on_bad_audio not in ("raise", "skip"):
         raise ValueError(f"on_bad_audio must be 'raise' or 'skip', got {on_bad_audio!r}")
-    rows, skipped = [], []
-    for utt in utterances:
-        try:
-            if not utt.wrd or not utt.wrd.strip():
-                raise DataPreparationError(f"empty transcript for utterance {utt.ID} ({utt.wav})")
-            duration = audio_duration(utt.wav) if utt.duration is None else utt.duration
-            if duration < min_duration:
-                raise DataPreparationError(
-                    f"audio shorter than {min_duration:.3f}s ({duration:.3f}s): {utt.wav}"
-                )
-        except DataPreparationError as err:
-            if on_bad_audio == "raise":
-                raise
-            logger.warning("skipping %s", err)
-            skipped.append(utt.ID)
-            continue
-        utt.duration = duration
-        rows.append(utt)
-    if skipped:
-        logger.warning("%d utterances skipped while writing %s", len(skipped), csv_path)
-    if not rows:
-        raise DataPreparationError(f"no usable utterance left for {csv_path}")
-
-    folder = os.path.dirname(os.path.abspath(csv_path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(dir=folder, suffix=".csv.tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(MANIFEST_FIELDS)
-            for utt in rows:
-                writer.writerow([utt.ID, f"{utt.duration:.4f}", utt.wav, utt.spk_id, utt.wrd])
-        os.replace(tmp_path, csv_path)
-    except BaseException:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-        raise
-    logger.info("wrote %s (%d utterances)", csv_path, len(rows))
+    rows = []
+    with ManifestWriter(csv_path) as writer:
+        for utt in utterances:
+            try:
+                if not utt.wrd or not utt.wrd.strip():
+                    raise DataPreparationError(f"empty transcript for utterance {utt.ID} ({utt.wav})")
+                duration = audio_duration(utt.wav) if utt.duration is None else utt.duration
+                if duration < min_duration:
+                    raise DataPreparationError(
+                        f"audio shorter than {min_duration:.3f}s ({duration:.3f}s): {utt.wav}"
+                    )
+            except DataPreparationError as err:
+                if on_bad_audio == "raise":
+                    raise
+                writer.skip(utt.ID, "bad audio or transcript", str(err))
+                continue
+            utt.duration = duration
+            writer.write(utt)
+            rows.append(utt)
     return rows
 
 

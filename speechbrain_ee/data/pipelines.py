@@ -6,8 +6,8 @@ import speechbrain as sb
 import torch
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
-from speechbrain_ee.data.audio import load_audio
-from speechbrain_ee.data.manifest import read_manifest
+from speechbrain_ee.data.audio import load_audio, load_audio_segment
+from speechbrain_ee.data.manifest import SEGMENT_FIELDS, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +19,18 @@ def audio_pipeline(sample_rate, min_samples):
     @sb.utils.data_pipeline.provides("sig")
     def pipeline(wav):
         return load_audio(wav, sample_rate, min_samples)
+
+    return pipeline
+
+
+def segment_audio_pipeline(sample_rate, min_samples):
+    """Dynamic item ``wav, start, stop -> sig``: a segment (seconds) of a long
+    recording, read with :func:`load_audio_segment`."""
+
+    @sb.utils.data_pipeline.takes("wav", "start", "stop")
+    @sb.utils.data_pipeline.provides("sig")
+    def pipeline(wav, start, stop):
+        return load_audio_segment(wav, start, stop, sample_rate, min_samples)
 
     return pipeline
 
@@ -64,7 +76,8 @@ def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sortin
     Arguments
     ---------
     csv_path : str
-        Manifest with ``ID,duration,wav,spk_id,wrd`` columns.
+        Manifest with ``ID,duration,wav,spk_id,wrd`` columns (and
+        ``start,stop`` for segments of long recordings).
     tokenizer : sentencepiece.SentencePieceProcessor
         Encodes the transcripts.
     sample_rate : int
@@ -77,13 +90,16 @@ def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sortin
         Given both, the dataset also outputs ``tokens_bos`` and ``tokens_eos``
         (attention-decoder models).
     """
-    read_manifest(csv_path)  # clear error for a missing file or missing columns
+    rows = read_manifest(csv_path)  # clear error for a missing file or missing columns
+    segments = all(field in rows[0] for field in SEGMENT_FIELDS)
+    del rows
     data = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=csv_path)
     if sorting in ("ascending", "descending"):
         data = data.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
     elif sorting not in (None, "random"):
         raise ValueError(f"sorting must be 'ascending', 'descending', 'random' or None, got {sorting!r}")
-    data.add_dynamic_item(audio_pipeline(sample_rate, min_samples))
+    reader = segment_audio_pipeline if segments else audio_pipeline
+    data.add_dynamic_item(reader(sample_rate, min_samples))
     data.add_dynamic_item(text_pipeline(tokenizer))
     keys = ["id", "sig", "wrd", "tokens"]
     if (bos_index is None) != (eos_index is None):
