@@ -240,7 +240,7 @@ def main(argv=None):
         "machine": machine_info(),
         "command": "python -m speechbrain_ee.selection.robust " + " ".join(sys.argv[1:] if argv is None else argv),
     }
-    if "8k-band" in beam:
+    if "8k-band" in beam and beam["clean"][-1] > 0:  # the last exit (layer 12 of the AN4 model)
         result["wer_ratio_8k_band_exit12"] = round(beam["8k-band"][-1] / beam["clean"][-1], 3)
     goals = {}
     for condition in args.conditions:
