@@ -55,6 +55,7 @@ logger = logging.getLogger(__name__)
 CONDITIONS = ("clean", "8k-band", "noise-10dB-white", "noise-10dB-speech", "far")
 DEFAULT_OUTPUT = os.path.join(tempfile.gettempdir(), "sbee_an4_degraded")
 SPECTRUM_FILE = "speech_spectrum.json"
+PROVENANCE_FILE = "degrade.json"  # the command that made the sets
 
 
 class BandLimit(torch.nn.Module):
@@ -328,6 +329,10 @@ def main(argv=None):
     except (DataPreparationError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    with open(os.path.join(args.output, PROVENANCE_FILE), "w") as handle:
+        json.dump({"command": "python -m speechbrain_ee.data.degrade " + " ".join(sys.argv[1:] if argv is None else argv),
+                   "seed": args.seed, "conditions": args.conditions, "sets": written,
+                   "wall_s": round(time.time() - start, 1)}, handle, indent=2)
     for name, path in written.items():
         print(f"{name}: {path}")
     print(f"done in {time.time() - start:.0f} s")

@@ -28,7 +28,7 @@ import time
 
 import numpy
 
-from speechbrain_ee.data.degrade import CONDITIONS
+from speechbrain_ee.data.degrade import CONDITIONS, PROVENANCE_FILE
 from speechbrain_ee.data.manifest import DataPreparationError
 from speechbrain_ee.selection.calibrate import (
     CALIBRATION_FILE,
@@ -145,6 +145,16 @@ def clean_depth_comparison(shipped, guarded, test_clean, dev_tables, test_tables
     }
 
 
+def sets_provenance(sets_dir):
+    """The command and seed :mod:`speechbrain_ee.data.degrade` recorded with the sets (None if absent)."""
+    path = os.path.join(sets_dir, PROVENANCE_FILE)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as handle:
+        info = json.load(handle)
+    return {k: info.get(k) for k in ("command", "seed", "conditions")}
+
+
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", help="exported model directory (not needed when every table is cached)")
@@ -214,6 +224,7 @@ def main(argv=None):
         "model": args.model,
         "exit_layers": exit_layers,
         "sets": {c: os.path.join(args.sets, "test", f"{c}.csv") for c in args.conditions},
+        "sets_made_by": sets_provenance(args.sets),
         "utterances": {c: len(t.ids) for c, t in test.items()},
         "decoder": f"CTC prefix beam search (beam {args.beam_size}) with the model's LM and lexicon",
         "before": {

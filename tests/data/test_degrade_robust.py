@@ -2,6 +2,7 @@
 what it says, files are reproducible per utterance, bad input is a one-line error."""
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -135,6 +136,8 @@ def test_robust_command_line(manifest, tmp_path, capsys):
     assert main(["--csv", str(manifest), "--spectrum-csv", str(manifest), "--output", str(out),
                  "--conditions", "8k-band", "noise-10dB-speech"]) == 0
     assert (out / "test" / "8k-band.csv").is_file() and (out / "speech_spectrum.json").is_file()
+    made = json.loads((out / "degrade.json").read_text())
+    assert made["command"].startswith("python -m speechbrain_ee.data.degrade --csv") and made["seed"] == 0
     assert main(["--csv", str(manifest), "--output", str(out), "--conditions", "noise-10dB-speech"]) == 2
     assert "needs --spectrum-csv" in capsys.readouterr().err
     assert main(["--csv", str(tmp_path / "missing.csv"), "--output", str(out), "--conditions", "far"]) == 2
