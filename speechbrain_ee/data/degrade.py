@@ -329,9 +329,9 @@ def main(argv=None):
     except (DataPreparationError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    command = "python -m speechbrain_ee.data.degrade " + " ".join(sys.argv[1:] if argv is None else argv)
     with open(os.path.join(args.output, PROVENANCE_FILE), "w") as handle:
-        json.dump({"command": "python -m speechbrain_ee.data.degrade " + " ".join(sys.argv[1:] if argv is None else argv),
-                   "seed": args.seed, "conditions": args.conditions, "sets": written,
+        json.dump({"command": command, "seed": args.seed, "conditions": args.conditions, "sets": written,
                    "wall_s": round(time.time() - start, 1)}, handle, indent=2)
     for name, path in written.items():
         print(f"{name}: {path}")

@@ -5,13 +5,13 @@ does not know (:class:`~speechbrain_ee.selection.selectors.GuardedAgreementSelec
 
     python -m speechbrain_ee.data.degrade --an4 ../shared/data/an4 --output /tmp/an4_degraded
     python -m speechbrain_ee.selection.robust --model pretrained/an4-conformer-ctc-ee \\
-        --sets /tmp/an4_degraded --tables results/robust_an4_tables --output results/robust_an4.json \\
+        --sets /tmp/an4_degraded --tables results/robust_an4_exits.json --output results/robust_an4.json \\
         --selector-out results/robust_an4_selector.yaml
 
 ``--sets`` is the folder :mod:`speechbrain_ee.data.degrade` wrote
 (``dev/<condition>.csv``, ``test/<condition>.csv``). Each set is decoded once
-per exit (exit tables cached in ``--tables``: a rerun only replays the
-selectors); the selectors other than the model's own ``selector.yaml`` are
+per exit (exit tables cached in the ``--tables`` file: a rerun only replays
+the selectors); the selectors other than the model's own ``selector.yaml`` are
 calibrated on dev only: the single-measure ones on clean dev to the model's
 calibration target, the guarded one on the whole dev mix
 (:func:`~speechbrain_ee.selection.calibrate.calibrate_on_mix`). Every
@@ -49,30 +49,61 @@ from speechbrain_ee.selection.sweep import (
     sweep,
 )
 
-#: selectors calibrated on clean dev (name -> sweep options)
+#: selectors calibrated on clean dev only (the single-measure rules of the sweep)
 SINGLE_MEASURE = ("entropy", "confidence", "patience", "agreement")
+
+
+def table_name(split, condition, greedy=False):
+    """Key of an exit table in the cache: ``<split>_<condition>[_greedy]``."""
+    return f"{split}_{condition}{'_greedy' if greedy else ''}"
+
+
+def load_tables(path):
+    """``{name: ExitTable}`` of a cache file written by :func:`save_tables` ({} if absent).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "exits.json")
+    >>> save_tables(path, {"test_clean": ExitTable(["a"], ["X"], [2], [["X"]], [[0]], [1])})
+    >>> load_tables(path)["test_clean"].hypotheses
+    [['X']]
+    """
+    if not path or not os.path.isfile(path):
+        return {}
+    with open(path) as handle:
+        return {name: ExitTable(**fields) for name, fields in json.load(handle).items()}
+
+
+def save_tables(path, tables):
+    """Writes ``{name: ExitTable}`` as one JSON file (temporary file + rename)."""
+    from dataclasses import asdict
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w") as handle:
+        json.dump({name: asdict(table) for name, table in tables.items()}, handle)
+    os.replace(path + ".tmp", path)
 
 
 def exit_tables(asr, sets_dir, split, conditions, cache=None, greedy=False, topk=10, batch_size=16):
     """``{condition: ExitTable}`` of ``<sets_dir>/<split>/<condition>.csv``,
-    read from / written to ``cache`` (``<split>_<condition>[_greedy]_exits.json``)."""
+    read from / added to the cache file ``cache`` (:func:`table_name` keys)."""
+    cached = load_tables(cache)
     tables = {}
     for condition in conditions:
-        name = f"{split}_{condition}{'_greedy' if greedy else ''}_exits.json"
-        path = cache and os.path.join(cache, name)
-        if path and os.path.isfile(path):
-            tables[condition] = ExitTable.load(path)
+        name = table_name(split, condition, greedy)
+        if name in cached:
+            tables[condition] = cached[name]
             continue
         if asr is None:
-            raise ValueError(f"no cached table {path} and no --model to decode it")
+            raise ValueError(f"no table {name} in {cache} and no --model to decode it")
         csv_path = os.path.join(sets_dir, split, f"{condition}.csv")
         if not os.path.isfile(csv_path):
             raise DataPreparationError(f"degraded set not found: {csv_path} (make it with speechbrain_ee.data.degrade)")
         keys = ["entropy"] if greedy else ["entropy", "confidence"]
-        tables[condition] = decode_manifest(asr, csv_path, batch_size, keys, topk=topk)
-        if path:
-            os.makedirs(cache, exist_ok=True)
-            tables[condition].save(path)
+        tables[condition] = cached[name] = decode_manifest(asr, csv_path, batch_size, keys, topk=topk)
+        if cache:
+            save_tables(cache, cached)
     return tables
 
 
@@ -122,7 +153,7 @@ def depth_at_wer(selectors, table, wer):
     return round(min(ok), 3) if ok else None
 
 
-def clean_depth_comparison(shipped, guarded, test_clean, dev_tables, test_tables):
+def clean_depth_comparison(shipped, guarded, test_clean, dev_tables):
     """The clean-test depth of the guarded selector against the shipped one
     at equal WER, both ways: the shipped selector's family (entropy over
     thresholds) at the guarded selector's WER, and the guarded family
@@ -160,7 +191,7 @@ def build_parser():
     parser.add_argument("--model", help="exported model directory (not needed when every table is cached)")
     parser.add_argument("--sets", required=True, help="folder written by speechbrain_ee.data.degrade")
     parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
-    parser.add_argument("--tables", help="cache folder of the exit tables")
+    parser.add_argument("--tables", help="cache file of the exit tables (JSON; created if absent)")
     parser.add_argument("--output", required=True, help="results JSON")
     parser.add_argument("--selector-out", help="write the calibrated guarded selector here (yaml)")
     parser.add_argument("--beam-size", type=int, default=30, help="0: greedy CTC")
@@ -192,9 +223,9 @@ def main(argv=None):
         if target_wer is None:
             raise ValueError("give --target-wer (the model's selector.yaml records none)")
         asr = None
-        needed = [f"{s}_{c}_exits.json" for s in ("dev", "test") for c in args.conditions]
-        needed += [] if args.no_greedy else [f"test_{c}_greedy_exits.json" for c in args.conditions]
-        cached = args.tables and all(os.path.isfile(os.path.join(args.tables, n)) for n in needed)
+        needed = [table_name(s, c) for s in ("dev", "test") for c in args.conditions]
+        needed += [] if args.no_greedy else [table_name("test", c, greedy=True) for c in args.conditions]
+        cached = set(needed) <= set(load_tables(args.tables))
         if not cached:
             from speechbrain_ee.inference.interfaces import EarlyExitASR
 
@@ -242,7 +273,7 @@ def main(argv=None):
             "guarded": f"dev mix {args.conditions}: lowest clean mean exit with WER <= {target_wer} and WER "
                        f"<= fixed exits at the same depth {args.max_gap:+g} on every degraded dev set",
         },
-        "clean_depth_at_equal_wer": clean_depth_comparison(shipped, guarded, test["clean"], dev, test),
+        "clean_depth_at_equal_wer": clean_depth_comparison(shipped, guarded, test["clean"], dev),
         "wer_ratio_8k_band_exit12": None,
         "long_audio_600s_peak_rss_gb": None,
         "long_audio_note": "measured by the chunked-inference work, see results/long_audio.json",

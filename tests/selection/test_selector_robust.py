@@ -18,6 +18,7 @@ from speechbrain_ee.selection.calibrate import (
     save_selector,
 )
 from speechbrain_ee.selection.robust import main as robust_main
+from speechbrain_ee.selection.robust import save_tables, table_name
 from speechbrain_ee.selection.sweep import ExitTable, decode_exits, fixed_exit_wer_at, simulate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -123,13 +124,12 @@ def test_robust_fixed_exit_curve_is_linear_between_exits():
 
 def test_robust_report_from_cached_tables(tmp_path, capsys):
     tables = confident_but_wrong_tables()
-    cache = tmp_path / "tables"
-    cache.mkdir()
+    cache = tmp_path / "exits.json"
     conditions = {"clean": "clean", "8k-band": "degraded"}
-    for split in ("dev", "test"):
-        for name, source in conditions.items():
-            tables[source].measures["confidence"] = [[0.9, 0.9, 0.9, None]] * 20
-            tables[source].save(str(cache / f"{split}_{name}_exits.json"))
+    for table in tables.values():
+        table.measures["confidence"] = [[0.9, 0.9, 0.9, None]] * 20
+    save_tables(str(cache), {table_name(split, name): tables[source]
+                             for split in ("dev", "test") for name, source in conditions.items()})
     model = tmp_path / "model"
     model.mkdir()
     save_selector(str(model), EntropySelector(0.005), {"target_wer": 10.0})
