@@ -182,3 +182,16 @@ def _batch(asr, paths):
 
     wavs, lens = batch_pad_right([asr.load_file(p) for p in paths])
     return wavs, lens
+
+
+def test_robust_an4_report_replays_from_its_exit_tables(tmp_path):
+    """results/robust_an4.json follows from its cached exit tables with today's
+    selectors and calibration (no decoding: about 20 s on one thread)."""
+    published = json.loads((REPO / "results" / "robust_an4.json").read_text())
+    out = tmp_path / "replay.json"
+    assert robust_main(["--model", str(REPO / "pretrained" / "an4-conformer-ctc-ee"), "--sets", str(tmp_path),
+                        "--tables", str(REPO / "results" / "robust_an4_exits.json"), "--output", str(out)]) == 0
+    replay = json.loads(out.read_text())
+    for key in ("before", "selectors", "clean_depth_at_equal_wer", "wer_ratio_8k_band_exit12",
+                "guarded_within_1_of_fixed_on_every_degraded_test_set"):
+        assert replay[key] == published[key], key
