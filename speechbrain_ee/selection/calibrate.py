@@ -210,6 +210,10 @@ def main(argv=None):
     from speechbrain_ee.inference.interfaces import EarlyExitASR
     from speechbrain_ee.selection.sweep import decode_manifest, sweep
 
+    if args.selector == "guarded":
+        print("error: the guarded selector is calibrated on a dev mix of clean and degraded audio: "
+              "python -m speechbrain_ee.selection.robust", file=sys.stderr)
+        return 2
     try:
         asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size)
         keys = {"entropy": ["entropy"], "confidence": ["confidence"]}.get(args.selector, [])

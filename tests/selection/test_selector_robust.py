@@ -51,6 +51,13 @@ def test_robust_guarded_is_registered_and_stored():
         GuardedAgreementSelector(0.1, first_exit_threshold=-1)
 
 
+def test_robust_guarded_single_set_calibration_points_to_the_mix(capsys):
+    from speechbrain_ee.selection.calibrate import main as calibrate_main
+
+    assert calibrate_main(["--model", "m", "--csv", "dev.csv", "--selector", "guarded", "--target-wer", "10"]) == 2
+    assert "speechbrain_ee.selection.robust" in capsys.readouterr().err
+
+
 def test_robust_guarded_save_and_load(tmp_path):
     path = save_selector(str(tmp_path), GuardedAgreementSelector(0.02, 0.1, 0.003), {"wer": 9.0},
                          filename="robust.yaml")
