@@ -364,6 +364,73 @@ class AgreementSelector(_TranscriptHistorySelector):
         return text, previous is not None and transcript_distance(text, previous) <= self.threshold
 
 
+class GuardedAgreementSelector(_TranscriptHistorySelector):
+    """A selector that does not exit early on input it does not know.
+
+    Posterior entropy alone (:class:`EntropySelector`) is as low on
+    telephone-band, noisy or distant speech as on clean speech while the
+    shallow exits are far more often wrong there: calibrated on clean audio,
+    it sends unfamiliar input out early and confidently wrong. This rule asks
+    for evidence the input cannot fake as easily: after the first exit an
+    utterance stops only when its transcript agrees with the previous exit's
+    (character error rate at most ``agreement``, as :class:`AgreementSelector`)
+    *and* the posterior entropy is below ``threshold``; at the first exit,
+    where there is no previous transcript, only when the entropy is below the
+    much stricter ``first_exit_threshold`` (0: never). Calibrate the three
+    on a dev mix of clean and degraded audio
+    (:func:`speechbrain_ee.selection.calibrate.calibrate_on_mix`).
+
+    Arguments
+    ---------
+    threshold : float
+        Entropy (:func:`mean_frame_entropy`) below which an agreeing exit stops.
+    agreement : float
+        Largest character error rate between successive exits' transcripts
+        (the later one as reference) that counts as agreement.
+    first_exit_threshold : float
+        Entropy below which an utterance stops at the first exit.
+
+    Example
+    -------
+    >>> sel = GuardedAgreementSelector(0.01, agreement=0.2, first_exit_threshold=0.001)
+    >>> sel.start([2, 4, 6])
+    0
+    >>> entropy = torch.tensor([0.0005, 0.004, 0.004])
+    >>> sel.decide(0, (entropy, ["A B", "C D", "E F"]), torch.tensor([0, 1, 2])).tolist()
+    [True, False, False]
+    >>> sel.decide(1, (torch.tensor([0.004, 0.02]), ["C D", "E F"]), torch.tensor([1, 2])).tolist()
+    [True, False]
+    """
+
+    measure_key = ("entropy", "transcript")
+
+    def __init__(self, threshold, agreement=0.0, first_exit_threshold=0.0):
+        self.threshold = check_number(threshold, "entropy threshold", low=0.0)
+        self.agreement = check_number(agreement, "agreement (CER between successive exits)", low=0.0)
+        self.first_exit_threshold = check_number(first_exit_threshold, "first-exit entropy threshold", low=0.0)
+        self._history = {}
+
+    def measure(self, log_probs, lengths, transcripts=None):
+        return mean_frame_entropy(log_probs, lengths), transcripts
+
+    def decide(self, exit_index, measures, index):
+        entropy, transcripts = measures
+        entropy = torch.as_tensor(entropy).tolist()
+        stop = []
+        for utt, value, text in zip(index.tolist(), entropy, transcripts):
+            previous = self._history.get(utt)
+            self._history[utt] = text
+            if previous is None:
+                stop.append(value < self.first_exit_threshold)
+            else:
+                stop.append(value < self.threshold and transcript_distance(text, previous) <= self.agreement)
+        return torch.tensor(stop, dtype=torch.bool)
+
+    def config(self):
+        return {"threshold": self.threshold, "agreement": self.agreement,
+                "first_exit_threshold": self.first_exit_threshold}
+
+
 def oracle_exits(word_errors, exit_layers=None, penalty=0.0):
     """Oracle exit of each utterance (needs the references): the lowest exit
     that reaches the utterance's best error count. With ``penalty > 0`` each
@@ -406,6 +473,7 @@ SELECTORS = {
     "confidence": ConfidenceSelector,
     "patience": PatienceSelector,
     "agreement": AgreementSelector,
+    "guarded": GuardedAgreementSelector,
 }
 
 

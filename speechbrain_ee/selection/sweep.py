@@ -60,9 +60,12 @@ class ExitTable:
         return len(self.exit_layers)
 
     def measure(self, key, exit_index, rows):
-        """Cached measure ``key`` of utterances ``rows`` at ``exit_index``."""
+        """Cached measure ``key`` of utterances ``rows`` at ``exit_index``
+        (a tuple of keys: the tuple of their measures)."""
         if key is None:
             return None
+        if isinstance(key, tuple):
+            return tuple(self.measure(k, exit_index, rows) for k in key)
         if key == "transcript":
             return [self.hypotheses[r][exit_index] for r in rows]
         if key not in self.measures:
@@ -278,6 +281,23 @@ def lowest_wer_within(rows, max_mean_exit):
     """
     within = [r for r in rows if r["mean_exit_layer"] <= max_mean_exit + 1e-9]
     return min(within, key=lambda r: (r["wer"], r["mean_exit_layer"])) if within else None
+
+
+def fixed_exit_wer_at(table, mean_exit_layer):
+    """WER (%) the fixed exits reach at a mean depth of ``mean_exit_layer``
+    layers: the per-exit WERs linearly interpolated between exit layers (a
+    share of the utterances at each of the two neighbouring exits gives
+    that depth and that WER), the baseline a selector has to beat.
+
+    Example
+    -------
+    >>> t = ExitTable(["a", "b"], ["X Y", "Z"], [2, 4], [["X", "X Y"], ["", "Z"]],
+    ...               [[1, 0], [1, 0]], [2, 1])
+    >>> round(fixed_exit_wer_at(t, 3.0), 2)  # 66.67 % at exit 2, 0 % at exit 4
+    33.33
+    """
+    per_exit = [operating_point(table, numpy.full(len(table.ids), e))["wer"] for e in range(table.num_exits)]
+    return float(numpy.interp(mean_exit_layer, table.exit_layers, per_exit))
 
 
 def summarize(table, rows, tolerance=0.5):
