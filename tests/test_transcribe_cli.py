@@ -10,7 +10,7 @@ import numpy
 import pytest
 import soundfile
 
-from speechbrain_ee.inference.random_model import write_random_model_dir
+from speechbrain_ee.testing import write_random_model_dir
 from speechbrain_ee.transcribe import main
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

@@ -13,13 +13,13 @@ from speechbrain_ee.curves import main as curves_main
 from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.data.manifest import Utterance, write_manifest
 from speechbrain_ee.inference import EarlyExitASR, run_dynamic
-from speechbrain_ee.inference.random_model import write_random_model_dir
+from speechbrain_ee.inference.exit_table import decode_exits
+from speechbrain_ee.testing import write_random_model_dir
 from speechbrain_ee.nnet import EarlyExitConformerEncoder, EarlyExitCTC, ExitHeads, MaskedConvFrontEnd
 from speechbrain_ee.selection import ConfidenceSelector, EntropySelector, oracle_exits
 from speechbrain_ee.selection.calibrate import main as calibrate_main
 from speechbrain_ee.selection.sweep import (
     ExitTable,
-    decode_exits,
     operating_point,
     oracle_penalties,
     selector_grids,
