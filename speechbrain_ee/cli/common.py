@@ -65,7 +65,8 @@ class CommandParser(argparse.ArgumentParser):
 def handle_errors(function, *args, debug=False, **kwargs):
     """Calls ``function(*args, **kwargs)`` and returns its exit status (None
     counts as 0). A user error (:data:`USER_ERRORS`) prints ``error: <message>``
-    on one line of stderr and gives 2, or re-raises with ``debug``; Ctrl-C gives 130.
+    on one line of stderr and gives 2, or re-raises with ``debug``; Ctrl-C
+    gives 130; ``SystemExit`` (``--help``) gives its code.
 
     Example
     -------
@@ -86,6 +87,8 @@ def handle_errors(function, *args, debug=False, **kwargs):
             raise
         print("error: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 0 if done.code is None else 1
     return 0 if status is None else status
 
 
