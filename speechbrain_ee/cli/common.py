@@ -232,7 +232,7 @@ def add_run_arguments(parser, batch_size=16):
                        help="torch threads (default: torch's)")
     group.add_argument("--device", default="cpu", help="torch device (default: %(default)s)")
     group.add_argument("--savedir", default=None, metavar="DIR",
-                       help="where SpeechBrain links the model files (default: a temporary folder)")
+                       help="where SpeechBrain links the model files (default: none, read in place)")
 
 
 def add_output_argument(parser, help):
@@ -286,9 +286,8 @@ def load_recognizer(args):
         torch.set_num_threads(args.threads)
     overrides = decoding_overrides(args.model, getattr(args, "lm_weight", None), getattr(args, "oov_penalty", None),
                                    getattr(args, "ctc_weight", None), getattr(args, "decoding", None))
-    savedir = args.savedir or tempfile.mkdtemp(prefix="sbee_model_")
     return EarlyExitASR.from_hparams(
-        args.model, savedir=savedir, overrides=overrides, run_opts={"device": args.device},
+        args.model, savedir=args.savedir, overrides=overrides, run_opts={"device": args.device},
         beam_size=getattr(args, "beam_size", None), aed_decoding=getattr(args, "decoding", None),
     )
 
