@@ -37,7 +37,8 @@ def test_command_main_parses_and_handles(capsys):
     assert capsys.readouterr().err == "error: beam 3\n"
     assert main(["--beam-size", "x"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "argument --beam-size: must be an integer >= 0, got 'x' (see sbee demo --help)" in err
+    assert err.count("\n") == 1
+    assert "argument --beam-size: must be an integer >= 0, got 'x' (see sbee demo --help)" in err
     assert main(["--unknown"]) == 2
     assert "unrecognized arguments: --unknown" in capsys.readouterr().err
     with pytest.raises(ValueError, match="beam 1"):
