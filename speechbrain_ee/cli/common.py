@@ -308,6 +308,18 @@ def open_output(path, flag="--output"):
         raise OSError(f"cannot write {flag} {path}: {err.strerror or err}") from err
 
 
+def output_dir(path, flag="--output-dir"):
+    """Makes the folder ``path`` now, before any work, and checks that it
+    can be written (a one-line error naming it otherwise); returns ``path``."""
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as err:
+        raise OSError(f"cannot write {flag} {path}: {err.strerror or err}") from err
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise PermissionError(f"cannot write {flag} {path}: permission denied")
+    return path
+
+
 class PendingFile:
     """An output file checked before the work and written at its end in one
     go (a temporary file beside it, renamed into place: never half a file).

@@ -21,7 +21,7 @@ import time
 
 from speechbrain_ee.cli.common import (
     add_csv_argument, add_decoding_arguments, add_json_out_argument, add_model_argument, add_run_arguments,
-    command_line, command_main, load_recognizer, pending_json, positive_int,
+    command_line, command_main, load_recognizer, output_dir, pending_json, positive_int,
 )
 
 STYLES = {
@@ -100,7 +100,7 @@ def run(args, argv=None):
         raise ValueError("give --model and --csv (or --table)")
     if args.table and args.model:
         raise ValueError("give --model and --csv, or --table, not both")
-    os.makedirs(args.output_dir, exist_ok=True)
+    output_dir(args.output_dir)
     outputs = {ext: os.path.join(args.output_dir, f"curves.{ext}") for ext in ("csv", "png", "json")}
     with pending_json(outputs["json"]) as summary_file, pending_json(args.json_out) as copy:
         if args.table:

@@ -28,7 +28,8 @@ import time
 
 from speechbrain_ee.cli.common import (
     add_csv_argument, add_decoding_arguments, add_json_out_argument, add_model_argument, add_output_argument,
-    add_run_arguments, command_line, command_main, is_attention_model, load_recognizer, open_output, pending_json,
+    add_run_arguments, command_line, command_main, is_attention_model, load_recognizer, open_output, output_dir,
+    pending_json,
 )
 from speechbrain_ee.data.manifest import DataPreparationError, read_manifest
 
@@ -222,6 +223,8 @@ def run(args, argv=None):
     start = time.time()
     is_attention_model(args.model)  # a wrong model directory or a missing or malformed manifest
     read_manifest(args.csv)  # fails before the outputs are created and the model loads
+    if args.output_dir:
+        output_dir(args.output_dir)
     with pending_json(args.json_out) as summary_file:
         hypotheses = open_output(args.output) if args.output else None
         try:

@@ -47,7 +47,7 @@ def no_model_loading(monkeypatch):
     monkeypatch.setattr(EarlyExitASR, "from_hparams", refuse)
 
 
-@pytest.mark.parametrize("flag", ["--json-out", "--output"])
+@pytest.mark.parametrize("flag", ["--json-out", "--output", "--output-dir"])
 def test_robust_unwritable_outputs_fail_before_the_work(setup, tmp_path, capsys, no_model_loading, flag):
     model, rows, _, _ = setup
     manifest = write_csv(tmp_path / "test.csv", rows)
