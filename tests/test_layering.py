@@ -19,6 +19,7 @@ LAYERS = {
     "utils": 0,         # checkpoints, time budget, tokenizers, plotting
     "losses": 1,
     "features": 1,
+    "root": 1.5,        # speechbrain_ee/__init__.py: the version and the core classes
     "decoding": 2,      # exit posteriors -> text
     "selection": 3,     # exit selectors, their measures, the offline sweep (never inference)
     "inference": 4,     # dynamic-depth runs, the EarlyExitASR interface, text decoders
@@ -26,11 +27,12 @@ LAYERS = {
     "recipe": 6,        # the training flow and the export
     "testing": 7,       # test support (tiny random models): nothing in the library imports it
     "cli": 8,           # the sbee commands: nothing in the library imports them
-    "root": 1.5,        # speechbrain_ee/__init__.py: the version and the core classes
     "main": 9,          # speechbrain_ee/__main__.py (python -m speechbrain_ee = sbee)
 }
 
-#: first name under the package -> layer (a module not listed here fails the test: classify it).
+#: name under the package (its first part, or a longer dotted one for a
+#: module that sits apart from its package) -> layer; a module not listed
+#: here fails the test: classify it.
 MODULE_LAYERS = {
     "nnet": "nnet", "data": "data",
     "checkpoints": "utils", "time_budget": "utils", "tokenizers": "utils", "plotting": "utils",
@@ -38,7 +40,7 @@ MODULE_LAYERS = {
     "decoding": "decoding", "aed_decoding": "decoding",
     "selection": "selection", "inference": "inference", "brains": "brains",
     "recipe": "recipe", "training": "recipe", "export": "recipe",
-    "testing": "testing", "cli": "cli", "__init__": "root", "__main__": "main",
+    "testing": "testing", "cli": "cli", "export.cli": "cli", "__init__": "root", "__main__": "main",
 }
 
 
@@ -51,12 +53,14 @@ def module_name(path):
 
 
 def layer_of(module):
-    """The layer of a dotted module name of the package."""
-    parts = module.split(".")
-    key = parts[1] if len(parts) > 1 else "__init__"
-    if key not in MODULE_LAYERS:
-        pytest.fail(f"{module}: not classified; add {key!r} to MODULE_LAYERS in {__file__}")
-    return MODULE_LAYERS[key]
+    """The layer of a dotted module name of the package: that of the longest
+    key of :data:`MODULE_LAYERS` it starts with."""
+    parts = module.split(".")[1:] or ["__init__"]
+    for end in range(len(parts), 0, -1):
+        key = ".".join(parts[:end])
+        if key in MODULE_LAYERS:
+            return MODULE_LAYERS[key]
+    pytest.fail(f"{module}: not classified; add {parts[0]!r} to MODULE_LAYERS in {__file__}")
 
 
 def package_imports(path, module):
@@ -152,5 +156,6 @@ def test_the_checker_reports_wrong_directions_and_circles(tmp_path):
         "speechbrain_ee.selection.m (selection) imports speechbrain_ee.inference.dynamic (inference)",
         "speechbrain_ee.nnet.x (nnet) imports speechbrain_ee.data.audio (data)",
     ]
+    assert layer_of("speechbrain_ee.export.cli") == "cli" and layer_of("speechbrain_ee.export.onnx") == "recipe"
     assert circles({"speechbrain_ee.a": {"speechbrain_ee.b.f"}, "speechbrain_ee.b": {"speechbrain_ee.a"}}) == [
         "speechbrain_ee.a -> speechbrain_ee.b -> speechbrain_ee.a"]
