@@ -14,7 +14,8 @@ import os
 import sys
 import tempfile
 
-from speechbrain_ee.cli.common import add_model_argument, command_main, non_negative_float
+from speechbrain_ee.cli.arguments import add_model_argument, non_negative_float
+from speechbrain_ee.cli.common import command_main
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.recipe import add_lexicon, has_lexicon
 

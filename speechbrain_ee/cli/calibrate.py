@@ -13,10 +13,12 @@ import json
 import os
 import sys
 
-from speechbrain_ee.cli.common import (
+from speechbrain_ee.cli.arguments import (
     add_csv_argument, add_decoding_arguments, add_json_out_argument, add_model_argument, add_run_arguments,
-    command_main, load_recognizer, non_negative_float, pending_json, positive_int,
+    load_recognizer, non_negative_float, positive_int,
 )
+from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.cli.outputs import pending_json
 
 
 def add_arguments(parser):

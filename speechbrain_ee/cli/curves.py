@@ -19,10 +19,12 @@ import os
 import sys
 import time
 
-from speechbrain_ee.cli.common import (
+from speechbrain_ee.cli.arguments import (
     add_csv_argument, add_decoding_arguments, add_json_out_argument, add_model_argument, add_run_arguments,
-    command_line, command_main, load_recognizer, output_dir, pending_json, positive_int,
+    load_recognizer, positive_int,
 )
+from speechbrain_ee.cli.common import command_line, command_main
+from speechbrain_ee.cli.outputs import output_dir, pending_json
 
 STYLES = {
     "entropy": dict(color="tab:blue", marker="."),

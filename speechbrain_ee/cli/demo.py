@@ -24,9 +24,8 @@ import shutil
 import sys
 import time
 
-from speechbrain_ee.cli.common import (
-    CommandParser, PendingFile, UsageError, command_line, handle_errors, pending_json, recipe_errors,
-)
+from speechbrain_ee.cli.common import CommandParser, UsageError, command_line, handle_errors, recipe_errors
+from speechbrain_ee.cli.outputs import PendingFile, pending_json
 from speechbrain_ee.cli.summarize import machine_info
 from speechbrain_ee.plotting import format_exit_table, plot_exit_wer
 

@@ -26,11 +26,12 @@ import os
 import sys
 import time
 
-from speechbrain_ee.cli.common import (
+from speechbrain_ee.cli.arguments import (
     add_csv_argument, add_decoding_arguments, add_json_out_argument, add_model_argument, add_output_argument,
-    add_run_arguments, command_line, command_main, is_attention_model, load_recognizer, open_output, output_dir,
-    pending_json,
+    add_run_arguments, is_attention_model, load_recognizer,
 )
+from speechbrain_ee.cli.common import command_line, command_main
+from speechbrain_ee.cli.outputs import open_output, output_dir, pending_json
 from speechbrain_ee.data.manifest import DataPreparationError, read_manifest
 
 logger = logging.getLogger(__name__)

@@ -24,7 +24,8 @@ import tempfile
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_ee.cli.common import PendingFile, command_main
+from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.cli.outputs import PendingFile
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*)$")
 _GOING_INTO = re.compile(r"^Going into epoch (\d+)$")

@@ -17,10 +17,12 @@ import json
 import logging
 import sys
 
-from speechbrain_ee.cli.common import (
+from speechbrain_ee.cli.arguments import (
     add_csv_argument, add_decoding_arguments, add_model_argument, add_output_argument, add_run_arguments,
-    command_main, finite_float, load_recognizer, non_negative_int, open_output, positive_int,
+    finite_float, load_recognizer, non_negative_int, positive_int,
 )
+from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.cli.outputs import open_output
 from speechbrain_ee.data.manifest import DataPreparationError
 
 FIELDS = ("path", "text", "exit_index", "layers", "error")

@@ -4,10 +4,11 @@ import argparse
 
 import pytest
 
+from speechbrain_ee.cli.arguments import non_negative_float, non_negative_int, positive_int, unit_interval
 from speechbrain_ee.cli.common import (
-    CommandParser, PendingFile, UsageError, command_main, handle_errors, non_negative_float, non_negative_int,
-    one_line, open_output, positive_int, recipe_errors, unit_interval,
+    CommandParser, UsageError, command_main, handle_errors, one_line, recipe_errors,
 )
+from speechbrain_ee.cli.outputs import PendingFile, open_output
 from speechbrain_ee.data.manifest import DataPreparationError
 
 
