@@ -22,7 +22,7 @@ setup() {
 
 case "${1:-}" in
     setup) setup ;;
-    demo) setup; shift; exec "$VENV/bin/python" -m speechbrain_ee.demo "$@" ;;
+    demo) setup; shift; exec "$VENV/bin/python" -m speechbrain_ee.cli demo "$@" ;;
     test) setup; shift; exec "$VENV/bin/python" -m pytest "$@" ;;
     *) echo "usage: bash run.sh {demo|test|setup} [args...]" >&2; exit 2 ;;
 esac

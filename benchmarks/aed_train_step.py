@@ -30,7 +30,7 @@ import time
 
 import torch
 
-from speechbrain_ee.benchmarking import (
+from benchmarking import (
     emit_result,
     load_training_model,
     parse_training_step_args,
@@ -39,7 +39,7 @@ from speechbrain_ee.benchmarking import (
 )
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.losses import early_exit_joint_loss
-from speechbrain_ee.summarize import machine_info
+from speechbrain_ee.cli.summarize import machine_info
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AN4_MODEL = {"output_neurons": 31, "cnn_channels": [64, 32]}

@@ -64,8 +64,8 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.lobes.models.transformer.Conformer import ConformerEncoder
 from speechbrain.nnet.attention import RelPosEncXL
 
-from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
-from speechbrain_ee.summarize import machine_info
+from benchmarking import benchmark_parser, emit_result, parse_benchmark_args
+from speechbrain_ee.cli.summarize import machine_info
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference import run_dynamic
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL

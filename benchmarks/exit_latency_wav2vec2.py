@@ -26,8 +26,8 @@ import time
 import torch
 
 from speechbrain_ee.nnet.wav2vec2 import EarlyExitWav2Vec2, save_random_wav2vec2
-from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
-from speechbrain_ee.summarize import machine_info
+from benchmarking import benchmark_parser, emit_result, parse_benchmark_args
+from speechbrain_ee.cli.summarize import machine_info
 
 
 def parse_args(argv=None):

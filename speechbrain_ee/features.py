@@ -8,7 +8,7 @@ through :func:`model_inputs`, so the length bookkeeping exists once.
 
 import torch
 
-from speechbrain_ee.nnet.frontend import fbank_lengths
+from speechbrain_ee.nnet.lengths import fbank_lengths
 
 
 def model_inputs(wavs, wav_lens, compute_features=None, normalize=None, feature_augment=None):

@@ -185,7 +185,7 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     ``export_dtype``, without derived buffers: see
     :func:`speechbrain_ee.checkpoints.compact_state_dict`), ``normalize.ckpt`` and
     ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
-    ``python -m speechbrain_ee.evaluate`` load it.
+    ``sbee evaluate`` load it.
 
     Every top-level value of the architecture file that the recipe also sets
     (``output_neurons``, ``exit_layers``, ``d_model``...) is written as an

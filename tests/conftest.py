@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import pathlib
+import sys
 
 import pytest
 import torch
@@ -26,7 +27,13 @@ def an4_dir():
 
 @pytest.fixture
 def load_benchmark():
-    """``load_benchmark(name)``: the module ``benchmarks/<name>.py`` (not a package)."""
+    """``load_benchmark(name)``: the module ``benchmarks/<name>.py`` (not a
+    package; its folder goes on ``sys.path``, as when the script runs, for its
+    shared helpers in ``benchmarks/benchmarking.py``)."""
+    folder = str(REPO_ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+
     def load(name):
         spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "benchmarks" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)

@@ -12,7 +12,7 @@ from speechbrain.lobes.models.transformer.Transformer import (
 from speechbrain_ee.nnet.lengths import in_convention
 from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.dropout import use_fast_dropout
-from speechbrain_ee.nnet.frontend import length_mask
+from speechbrain_ee.nnet.lengths import length_mask
 
 
 class ExitDecoder(torch.nn.Module):

@@ -27,8 +27,7 @@ from speechbrain.nnet.activations import Swish
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL
 from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
-from speechbrain_ee.nnet.lengths import as_counts, in_convention
-from speechbrain_ee.nnet.frontend import length_mask
+from speechbrain_ee.nnet.lengths import as_counts, in_convention, length_mask
 
 
 class MaskedConvolutionModule(ConvolutionModule):

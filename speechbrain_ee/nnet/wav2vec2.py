@@ -46,7 +46,7 @@ from transformers.masking_utils import create_bidirectional_mask
 
 from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.encoder import EarlyExitConformerEncoder, EncoderState
-from speechbrain_ee.nnet.frontend import length_mask
+from speechbrain_ee.nnet.lengths import length_mask
 from speechbrain_ee.nnet.heads import ExitHeads
 from speechbrain_ee.nnet.lengths import as_counts
 

@@ -1,28 +1,16 @@
-"""Calibration: pick a selector's threshold on a dev set and store it with the model.
-
-    python -m speechbrain_ee.selection.calibrate --model pretrained/an4-conformer-ctc-ee \\
-        --csv dev.csv --selector entropy --target-wer 12.0     # or --target-mean-exit 6
-
-The chosen selector is written to ``<model>/selector.yaml`` (hyperpyyaml);
-:class:`speechbrain_ee.inference.EarlyExitASR` then uses it by default.
+"""Calibration: pick a selector's threshold from sweep operating points and
+store it with the model (``<model>/selector.yaml``, hyperpyyaml), where
+:class:`speechbrain_ee.inference.EarlyExitASR` finds it as its default
+selector. The command is ``sbee calibrate`` (:mod:`speechbrain_ee.cli.calibrate`).
 """
 
-import argparse
-import json
 import math
 import os
-import sys
 
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_ee.data.manifest import DataPreparationError
-from speechbrain_ee.selection.selectors import (
-    SELECTORS,
-    GuardedAgreementSelector,
-    check_number,
-    make_selector,
-)
+from speechbrain_ee.selection.selectors import GuardedAgreementSelector, check_number
 
 CALIBRATION_FILE = "selector.yaml"
 
@@ -167,7 +155,7 @@ def save_selector(folder, selector, info=None, filename=CALIBRATION_FILE):
     cls = type(selector)
     args = yaml.safe_dump(selector.config(), default_flow_style=False, sort_keys=False)
     lines = [
-        "# Exit selector calibrated by speechbrain_ee.selection.calibrate",
+        "# Exit selector calibrated by sbee calibrate (speechbrain_ee.selection.calibrate)",
         f"selector: !new:{cls.__module__}.{cls.__name__}",
         *("    " + line for line in args.strip().splitlines()),
     ]
@@ -190,52 +178,3 @@ def load_selector(path, with_calibration=False):
         return loaded["selector"], loaded.get("calibration") or {}
     return loaded["selector"]
 
-
-def main(argv=None):
-    """Command line: sweep on a dev CSV and store the chosen selector."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="exported model directory")
-    parser.add_argument("--csv", required=True, help="dev manifest (ID,duration,wav,spk_id,wrd)")
-    parser.add_argument("--selector", required=True, choices=sorted(SELECTORS))
-    target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--target-wer", type=float, help="WER (%%) to stay within")
-    target.add_argument("--target-mean-exit", type=float, help="mean exit layer to stay within")
-    parser.add_argument("--topk", type=int, default=10, help="N-best size of the confidence selector")
-    parser.add_argument("--beam-size", type=int, default=0, help="0: greedy CTC")
-    parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--savedir", default=None, help="where SpeechBrain links the model files")
-    parser.add_argument("--dry-run", action="store_true", help="print the choice, write nothing")
-    args = parser.parse_args(argv)
-
-    from speechbrain_ee.inference.interfaces import EarlyExitASR
-    from speechbrain_ee.selection.sweep import decode_manifest, sweep
-
-    if args.selector == "guarded":
-        print("error: the guarded selector is calibrated on a dev mix of clean and degraded audio: "
-              "python -m speechbrain_ee.selection.robust", file=sys.stderr)
-        return 2
-    try:
-        asr = EarlyExitASR.from_hparams(args.model, savedir=args.savedir, beam_size=args.beam_size)
-        keys = {"entropy": ["entropy"], "confidence": ["confidence"]}.get(args.selector, [])
-        table = decode_manifest(asr, args.csv, args.batch_size, keys, topk=args.topk)
-        row = calibrate(sweep(table, topk=args.topk), args.selector, args.target_wer, args.target_mean_exit)
-    except (DataPreparationError, ValueError, FileNotFoundError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    options = {"topk": args.topk} if args.selector == "confidence" else {}
-    selector = make_selector(args.selector, row["parameter"], **options)
-    info = {
-        "csv": os.path.abspath(args.csv),
-        "target_wer": args.target_wer,
-        "target_mean_exit_layer": args.target_mean_exit,
-        "decoder": repr(asr.decoder),
-        **{k: row[k] for k in ("wer", "mean_exit_layer", "mean_exit_index")},
-    }
-    print(json.dumps({"selector": repr(selector), **info}, indent=2))
-    if not args.dry_run:
-        print(f"wrote {save_selector(args.model, selector, info)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -10,7 +10,7 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.utils.edit_distance import count_ops, op_table
 
-from speechbrain_ee.nnet.frontend import length_mask
+from speechbrain_ee.nnet.lengths import length_mask
 
 
 def mean_frame_entropy(log_probs, lengths):

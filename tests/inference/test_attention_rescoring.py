@@ -11,7 +11,7 @@ from speechbrain_ee.aed_decoding import attention_scores
 from speechbrain_ee.decoding import beam_transcripts
 from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.inference.decoders import AttentionRescoringDecoder, attention_decoder
-from speechbrain_ee.inference.random_model import TINY_ARCH, write_random_model_dir
+from speechbrain_ee.testing import TINY_ARCH, write_random_model_dir
 from speechbrain_ee.selection import ConfidenceSelector
 from speechbrain_ee.selection.measures import nbest_posterior, nbest_searcher
 

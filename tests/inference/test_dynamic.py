@@ -164,7 +164,7 @@ def test_selector_with_a_wrong_answer_is_reported():
 def test_wav2vec2_model_follows_the_same_protocol(tmp_path):
     """The waveform model (layer-norm feature extractor, which does not see
     the batch padding) gives the same dynamic results in a batch and alone."""
-    from speechbrain_ee.nnet.frontend import length_mask
+    from speechbrain_ee.nnet.lengths import length_mask
     from speechbrain_ee.nnet.wav2vec2 import EarlyExitWav2Vec2, save_random_wav2vec2
 
     folder = save_random_wav2vec2(str(tmp_path), dict(

@@ -12,7 +12,7 @@ import torch
 
 from speechbrain_ee.data.audio import AudioError, load_audio
 from speechbrain_ee.inference import EarlyExitASR, Transcription
-from speechbrain_ee.inference.random_model import write_random_model_dir
+from speechbrain_ee.testing import write_random_model_dir
 from speechbrain_ee.selection import EntropySelector, PatienceSelector
 from speechbrain_ee.selection.calibrate import save_selector
 

@@ -11,9 +11,10 @@ import torch
 
 from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.inference.decoders import AttentionTextDecoder
-from speechbrain_ee.inference.random_model import TINY_ARCH, write_random_model_dir
+from speechbrain_ee.testing import TINY_ARCH, write_random_model_dir
 from speechbrain_ee.selection import ConfidenceSelector
-from speechbrain_ee.selection.sweep import decode_exits, simulate
+from speechbrain_ee.inference.exit_table import decode_exits
+from speechbrain_ee.selection.sweep import simulate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TINY_AED = {**TINY_ARCH, "num_decoder_layers": 1, "d_ffn_decoder": 32}

@@ -11,7 +11,7 @@ from transformers import Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.nnet import wav2vec2 as w2v
-from speechbrain_ee.nnet.frontend import length_mask
+from speechbrain_ee.nnet.lengths import length_mask
 
 TINY_YAML = pathlib.Path(__file__).resolve().parents[2] / "hparams" / "wav2vec2_ctc_tiny.yaml"
 STABLE_LN = {"do_stable_layer_norm": True, "feat_extract_norm": "layer"}

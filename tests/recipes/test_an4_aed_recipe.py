@@ -68,21 +68,26 @@ def test_an4_aed_recipe_two_batches(an4_dir, tmp_path, monkeypatch):
     assert not any(name.endswith("positional_encoding.pe") for name in model_state)
     assert all(p.dtype == torch.float32 for p in asr.mods.model.parameters())
     # ... and the evaluation command scores every exit with them
-    from speechbrain_ee.evaluate import evaluate
+    from speechbrain_ee.cli.evaluate import main as evaluate_main
 
     test_csv = out / "manifests" / "test.csv"
     lines = test_csv.read_text().splitlines()
     small_csv = tmp_path / "small.csv"
     small_csv.write_text("\n".join(lines[:4]) + "\n")
-    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
-                       ctc_weight=0.6, lm_weight=0.0)  # weights replaced for tuning on dev
+
+    def evaluated(*flags):
+        summary_path = tmp_path / "eval.json"
+        assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small_csv),
+                              "--json-out", str(summary_path), *flags]) == 0
+        return json.loads(summary_path.read_text())
+
+    summary = evaluated("--beam-size", "2", "--ctc-weight", "0.6", "--lm-weight", "0")  # weights replaced for tuning
     assert summary["exit_layers"] == [1, 2] and len(summary["wer"]) == 2
-    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=2,
-                       oov_penalty=0.0)  # the exported penalty replaced: no re-ranking
-    assert len(summary["wer"]) == 2
-    summary = evaluate(str(tmp_path / "model"), str(small_csv), str(tmp_path / "eval"), beam_size=4,
-                       aed_decoding="rescoring")  # attention rescoring of the CTC prefix beam
-    assert len(summary["wer"]) == 2
+    assert "CTC x0.6" in summary["decoder"] and "LM" not in summary["decoder"]
+    summary = evaluated("--beam-size", "2", "--oov-penalty", "0")  # the exported penalty replaced: no re-ranking
+    assert len(summary["wer"]) == 2 and "unknown words" not in summary["decoder"]
+    summary = evaluated("--beam-size", "4", "--decoding", "rescoring")  # attention rescoring of the CTC prefix beam
+    assert len(summary["wer"]) == 2 and summary["decoder"].startswith("attention rescoring")
     assert "aed_decoding: joint" in (tmp_path / "model" / "hyperparams.yaml").read_text()
     # a finished run exports again from its best checkpoint, without training
     # (--debug kept the run's checkpoints in a temporary folder: save one where a run would)

@@ -7,10 +7,10 @@ import pathlib
 
 import pytest
 
-from speechbrain_ee.attach_lm import main as attach_lm_main
+from speechbrain_ee.cli.attach_lm import main as attach_lm_main
 from speechbrain_ee.recipe import rescoring_overrides
 from speechbrain_ee.data.manifest import DataPreparationError
-from speechbrain_ee.evaluate import main as evaluate_main
+from speechbrain_ee.cli.evaluate import main as evaluate_main
 from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.recipe import run
 
@@ -55,7 +55,7 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
         writer.writeheader()
         writer.writerows(rows)
     capsys.readouterr()
-    code = evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--greedy",
+    code = evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--beam-size", "0",
                           "--json-out", str(tmp_path / "eval.json")])
     assert code == 0
     printed = capsys.readouterr().out
@@ -65,7 +65,7 @@ def test_an4_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkeypatch, ca
 
     # beam search with the exported LM, its weight replaced on the command line
     assert evaluate_main(["--model", str(tmp_path / "model"), "--csv", str(small), "--beam-size", "2",
-                          "--lm-weight", "0.2", "--output", str(tmp_path / "lm_eval")]) == 0
+                          "--lm-weight", "0.2", "--output-dir", str(tmp_path / "lm_eval")]) == 0
     asr = EarlyExitASR.from_hparams(source=str(tmp_path / "model"), savedir=str(tmp_path / "asr"))
     assert "LM rescoring x0.05 + unknown words -4" in repr(asr.build_decoder(beam_size=2))  # the inference API too
     assert "LM" not in repr(asr.build_decoder(beam_size=0))
@@ -123,7 +123,8 @@ def test_an4_recipe_ddp_two_processes(an4_dir, tmp_path):
     out = tmp_path / "exp"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "train.py",
                "hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
-               f"--pretrained_folder={tmp_path / 'model'}", *TINY, "--distributed_backend=gloo", "--noprogressbar"]
+               f"--pretrained_folder={tmp_path / 'model'}", *TINY, "--debug_persistently",  # one checkpoint folder for both processes
+               "--distributed_backend=gloo", "--noprogressbar"]
     env = {**os.environ, "PYTHONPATH": str(RECIPE.parents[1]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=RECIPE, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-5000:]

@@ -8,7 +8,7 @@ import pathlib
 
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_ee.evaluate import main as evaluate_main
+from speechbrain_ee.cli.evaluate import main as evaluate_main
 from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.recipe import run
 
@@ -53,7 +53,7 @@ def test_an4_wav2vec2_recipe_two_batches_then_evaluate(an4_dir, tmp_path, monkey
         writer.writeheader()
         writer.writerows(rows)
     capsys.readouterr()
-    code = evaluate_main(["--model", str(exported), "--csv", str(small), "--greedy",
+    code = evaluate_main(["--model", str(exported), "--csv", str(small), "--beam-size", "0",
                           "--json-out", str(tmp_path / "eval.json")])
     assert code == 0
     result = json.loads((tmp_path / "eval.json").read_text())

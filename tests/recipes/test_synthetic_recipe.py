@@ -3,7 +3,7 @@ tiny model, two batches per epoch)."""
 
 import json
 
-from speechbrain_ee import demo
+from speechbrain_ee.cli import demo
 from speechbrain_ee.recipe import run
 
 RECIPE = demo.RECIPE_YAML
@@ -36,14 +36,14 @@ def test_recipe_runs_end_to_end(tmp_path):
 
 
 def test_demo_writes_table_json_and_chart(tmp_path, capsys):
-    results = tmp_path / "results"
-    argv = ["--output", str(tmp_path / "work"), "--results", str(results), "--minutes", "5", *TINY]
-    summary = demo.main(argv)
+    results = tmp_path / "work"
+    argv = ["--output-dir", str(results), "--minutes", "5", "--json-out", str(tmp_path / "copy.json"), *TINY]
+    summary = demo.run_demo(argv)
     saved = json.loads((results / "demo_conformer_ctc_ee.json").read_text())
-    assert saved == summary
+    assert saved == summary == json.loads((tmp_path / "copy.json").read_text())
     assert saved["exit_layers"] == [1, 2] and len(saved["wer"]) == len(saved["cer"]) == 2
     assert {"command", "wall_s", "params", "machine"} <= set(saved)
-    assert saved["command"].startswith("python -m speechbrain_ee.demo --output")
+    assert saved["command"].startswith("sbee demo --output-dir")
     assert 0 < saved["wall_s"] < 300 and saved["params"] > 1000
     assert (results / "demo_conformer_ctc_ee.png").stat().st_size > 1000
     printed = capsys.readouterr().out

@@ -1,6 +1,6 @@
 """Attaching a lexicon to an exported model directory."""
 
-from speechbrain_ee.attach_lexicon import main
+from speechbrain_ee.cli.attach_lexicon import main
 from speechbrain_ee.recipe import rescoring_overrides
 
 HYPERPARAMS = "vocab_size: 28\n\npretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer\n"
@@ -33,7 +33,7 @@ def test_bad_input_writes_nothing(tmp_path, capsys):
     for args, message in (
         (["--csv", str(train), str(bad)], "bad.csv: no column 'wrd'"),
         (["--csv", str(tmp_path / "missing.csv")], "missing.csv"),
-        (["--csv", str(train), "--oov-penalty", "-1"], "oov_penalty must be >= 0"),
+        (["--csv", str(train), "--oov-penalty", "-1"], "argument --oov-penalty: must be a number >= 0"),
     ):
         penalty = [] if "--oov-penalty" in args else ["--oov-penalty", "4"]
         assert main(["--model", str(model), *args, *penalty]) == 2

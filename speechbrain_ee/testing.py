@@ -1,4 +1,4 @@
-"""A tiny randomly initialised model directory, exported exactly as a trained
+"""Test support: a tiny randomly initialised model directory, exported exactly as a trained
 one (:func:`speechbrain_ee.recipe.export_pretrained`): for smoke tests of the
 inference interface, the command-line tools and the benchmarks."""
 

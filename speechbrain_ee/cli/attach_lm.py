@@ -1,7 +1,7 @@
 """Adds a recipe's transcript LM to an already exported model directory.
 
     cd recipes/AN4
-    python -m speechbrain_ee.attach_lm hparams/conformer_ee.yaml --data_folder=/path/to/an4 \\
+    sbee attach-lm hparams/conformer_ee.yaml --data_folder=/path/to/an4 \\
         --lm_weight=0.3 --model=../../pretrained/an4-conformer-ctc-ee
 
 Takes the recipe's arguments (so the same output folder: an LM the run
@@ -18,7 +18,7 @@ import sys
 
 import sentencepiece
 
-from speechbrain_ee.cli import exit_code
+from speechbrain_ee.cli.common import UsageError, recipe_command_main
 from speechbrain_ee.recipe import add_language_model, has_language_model, load_recipe, prepare_tokenizer, recipe_file
 
 
@@ -59,17 +59,38 @@ def attach_language_model(model_dir, hparams_file, hparams):
         handle.write(text)
 
 
-def main(argv=None):
-    """Command-line entry point: the recipe's arguments plus ``--model=DIR``."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    models = [a for a in argv if a.startswith("--model=")]
-    if len(models) != 1:
-        print("usage: python -m speechbrain_ee.attach_lm <recipe.yaml> [overrides] --model=DIR", file=sys.stderr)
-        return 2
-    argv.remove(models[0])
-    hparams_file, _, _, hparams = load_recipe(argv)
-    return exit_code(attach_language_model, models[0].split("=", 1)[1], hparams_file, hparams)
+def split_model(argv):
+    """``(model directory, the recipe's arguments)`` from ``--model=DIR`` or ``--model DIR``.
 
+    Example
+    -------
+    >>> split_model(["a.yaml", "--model", "m", "--x=1"])
+    ('m', ['a.yaml', '--x=1'])
+    """
+    argv, models, rest = list(argv), [], []
+    while argv:
+        arg = argv.pop(0)
+        if arg == "--model" and argv:
+            models.append(argv.pop(0))
+        elif arg.startswith("--model="):
+            models.append(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+    if len(models) != 1:
+        raise UsageError("give the exported model once: --model=DIR")
+    return models[0], rest
+
+
+def run(argv):
+    """``sbee attach-lm``: the recipe's arguments plus ``--model=DIR``."""
+    model, argv = split_model(argv)
+    hparams_file, _, _, hparams = load_recipe(argv)
+    attach_language_model(model, hparams_file, hparams)
+    print(f"added the recipe's LM to {model}")
+    return 0
+
+
+main = recipe_command_main("attach-lm", __doc__, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,7 +1,7 @@
 """Adds a lexicon (the words of training transcripts) to an already exported
 CTC model directory, for the N-best lexicon penalty of its beam search::
 
-    python -m speechbrain_ee.attach_lexicon --model pretrained/an4-conformer-ctc-ee \\
+    sbee attach-lexicon --model pretrained/an4-conformer-ctc-ee \\
         --csv <manifests>/train.csv --oov-penalty 4
 
 Writes ``lexicon.txt`` and adds ``oov_penalty``/``lexicon_file`` to the
@@ -10,12 +10,12 @@ nothing is written when a check fails. Models exported by a recipe with a
 ``lexicon_file`` already have one.
 """
 
-import argparse
 import os
 import sys
 import tempfile
 
-from speechbrain_ee.cli import exit_code
+from speechbrain_ee.cli.arguments import add_model_argument, non_negative_float
+from speechbrain_ee.cli.common import command_main
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.recipe import add_lexicon, has_lexicon
 
@@ -48,15 +48,22 @@ def attach_lexicon(model_dir, csv_files, oov_penalty):
         handle.write(text)
 
 
-def main(argv=None):
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", required=True, help="exported model directory")
-    parser.add_argument("--csv", required=True, nargs="+", help="manifests whose wrd column gives the words")
-    parser.add_argument("--oov-penalty", type=float, required=True, help="score taken off per unknown word")
-    args = parser.parse_args(argv)
-    return exit_code(attach_lexicon, args.model, args.csv, args.oov_penalty)
+def add_arguments(parser):
+    """The flags of ``sbee attach-lexicon``."""
+    add_model_argument(parser)
+    parser.add_argument("--csv", required=True, nargs="+", metavar="FILE",
+                        help="manifests whose wrd column gives the words")
+    parser.add_argument("--oov-penalty", type=non_negative_float, required=True,
+                        help="score taken off per unknown word")
 
+
+def run(args):
+    """``sbee attach-lexicon``."""
+    attach_lexicon(args.model, args.csv, args.oov_penalty)
+    print(f"wrote {os.path.join(args.model, 'lexicon.txt')} and the lexicon section of its hyperparams.yaml")
+
+
+main = command_main("attach-lexicon", __doc__, add_arguments, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,4 +1,4 @@
-"""``python -m speechbrain_ee.transcribe`` / ``sbee-transcribe``."""
+"""``sbee transcribe`` (and ``sbee-transcribe``)."""
 
 import csv
 import json
@@ -10,10 +10,10 @@ import numpy
 import pytest
 import soundfile
 
-from speechbrain_ee.inference.random_model import write_random_model_dir
-from speechbrain_ee.transcribe import main
+from speechbrain_ee.testing import write_random_model_dir
+from speechbrain_ee.cli.transcribe import main
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_bad_file_is_reported_and_the_rest_goes_on(setup, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--selector", "entropy", "--threshold", "nan"], "entropy threshold"),
+    (["--selector", "entropy", "--threshold", "nan"], "argument --threshold: must be a finite number"),
     (["--exit", "7"], "not an exit"),
     (["--selector", "confidence", "--threshold", "0.5", "--topk", "0"], "topk"),
     (["--selector", "entropy", "--threshold", "0.1", "--topk", "5"], "only applies"),
@@ -92,7 +92,7 @@ def test_missing_model_and_no_audio(setup, capsys):
 def test_module_entry_point_prints_tsv(setup):
     model, files, _, _ = setup
     done = subprocess.run(
-        [sys.executable, "-m", "speechbrain_ee.transcribe", "--model", model, files[2], "--exit", "0"],
+        [sys.executable, "-m", "speechbrain_ee", "transcribe", "--model", model, files[2], "--exit", "0"],
         capture_output=True, text=True, cwd=REPO, env={"OMP_NUM_THREADS": "1", "PATH": ""}, timeout=120,
     )
     assert done.returncode == 0, done.stderr

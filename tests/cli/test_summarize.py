@@ -1,6 +1,6 @@
 import json
 
-from speechbrain_ee.summarize import machine_info, summarize, training_wall_seconds
+from speechbrain_ee.cli.summarize import machine_info, summarize, training_wall_seconds
 
 
 def test_wall_time_sums_resumed_segments(tmp_path):
@@ -39,7 +39,7 @@ def test_summary_takes_params_and_threads_of_the_run(tmp_path):
 
 
 def test_epoch_seconds_count_model_epochs_only(tmp_path):
-    from speechbrain_ee.summarize import epoch_time_summary, epoch_wall_seconds
+    from speechbrain_ee.cli.summarize import epoch_time_summary, epoch_wall_seconds
 
     log = tmp_path / "log.txt"
     log.write_text(

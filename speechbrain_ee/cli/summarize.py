@@ -1,7 +1,7 @@
 """Turns a finished recipe run into a ``results/*.json`` record.
 
-    python -m speechbrain_ee.summarize --exp recipes/AN4/results/conformer_ctc_ee/2024 \\
-        --out results/an4_conformer_ctc_ee.json --command "cd recipes/AN4 && python train.py ..."
+    sbee summarize --exp recipes/AN4/results/conformer_ctc_ee/2024 \\
+        --json-out results/an4_conformer_ctc_ee.json --command "cd recipes/AN4 && python train.py ..."
 
 The per-exit WER/CER come from the ``exit_summary_<test>.json`` the brain wrote
 at test time; the wall time is read from the run's ``log.txt`` (from the first
@@ -12,17 +12,20 @@ median and max wall seconds of the model's epochs (training + validation),
 from the same log.
 """
 
-import argparse
 import datetime
 import json
 import os
 import platform
 import re
 import statistics
+import sys
 import tempfile
 
 import torch
 from hyperpyyaml import load_hyperpyyaml
+
+from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.cli.outputs import PendingFile
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*)$")
 _GOING_INTO = re.compile(r"^Going into epoch (\d+)$")
@@ -144,21 +147,25 @@ def summarize(exp_folder, command, test_name="test", notes=None):
     return record
 
 
-def main(argv=None):
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--exp", required=True, help="the recipe's output folder")
-    parser.add_argument("--out", required=True, help="JSON file to write")
+def add_arguments(parser):
+    """The flags of ``sbee summarize``."""
+    parser.add_argument("--exp", required=True, metavar="DIR", help="the recipe's output folder")
+    parser.add_argument("--json-out", required=True, metavar="FILE", help="JSON file to write")
     parser.add_argument("--command", required=True, help="the command(s) that produced the run")
     parser.add_argument("--test-name", default="test")
     parser.add_argument("--notes", default=None)
-    args = parser.parse_args(argv)
-    record = summarize(args.exp, args.command, args.test_name, args.notes)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as handle:
-        json.dump(record, handle, indent=2)
-    print(json.dumps(record, indent=2))
 
+
+def run(args):
+    """``sbee summarize``."""
+    with PendingFile(args.json_out) as out:
+        record = summarize(args.exp, args.command, args.test_name, args.notes)
+        out.write_text(json.dumps(record, indent=2))
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+main = command_main("summarize", __doc__, add_arguments, run)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

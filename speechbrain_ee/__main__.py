@@ -1,0 +1,7 @@
+"""``python -m speechbrain_ee <command> ...`` = ``sbee <command> ...``."""
+
+import sys
+
+from speechbrain_ee.cli.main import main
+
+sys.exit(main())
