@@ -19,6 +19,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
 from speechbrain_ee.decoding import write_lexicon
+from speechbrain_ee.training_checks import check_number, validate_recipe_hparams
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ def run(argv=None):
     per-exit summaries)."""
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides, hparams = load_recipe(argv)
+    validate_recipe_hparams(hparams)  # bad values stop here, naming the key
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -308,7 +310,7 @@ def rescoring_overrides(model_dir, lm_weight=None, oov_penalty=None):
         if value is None:
             continue
         if present:
-            overrides[flag[2:].replace("-", "_")] = float(value)
+            overrides[flag[2:].replace("-", "_")] = check_number(flag, float(value), minimum=0)
         elif value:
             raise ValueError(f"{flag} {value}: the model in {model_dir} has no {what}")
     return overrides
