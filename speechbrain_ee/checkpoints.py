@@ -6,7 +6,11 @@ SpeechBrain's Transformer/Conformer recipes test the average of the best
 moves by several points from one epoch to the next, gain the most from it.
 """
 
+import hashlib
 import logging
+import os
+import tempfile
+import warnings
 
 import torch
 
@@ -131,6 +135,7 @@ def load_compact_state_dict(module, path):
     ...
     ValueError: ...model.ckpt does not fit the model: weight: (2, 4) in the file, (3, 4) in the model...
     """
+    verify_export_files(path)
     state = torch.load(path, map_location="cpu")
     expected = module.state_dict()
     derived = set(derived_buffers(module))
@@ -145,3 +150,133 @@ def load_compact_state_dict(module, path):
                          + (f" (and {len(problems) - 8} more)" if len(problems) > 8 else ""))
     module.load_state_dict(state, strict=False)
     return module
+
+
+CHECKSUM_FILE = "checksums.sha256"
+VERIFIED_SUFFIXES = (".ckpt", ".model")  # weights, statistics, tokenizer: damage there is silent
+_verified = set()
+
+
+class ChecksumError(ValueError):
+    """An exported file whose content differs from its recorded sha256."""
+
+
+def file_sha256(path, block=1 << 20):
+    """Hex sha256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(block), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_checksums(folder):
+    """Writes ``folder/checksums.sha256`` (``sha256sum`` format, so
+    ``sha256sum -c checksums.sha256`` checks it too) with every regular file
+    of ``folder`` but itself, atomically. Returns ``{name: sha256}``.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> _ = (folder / "a.ckpt").write_text("weights", "ascii")
+    >>> write_checksums(str(folder)) == {"a.ckpt": hashlib.sha256(b"weights").hexdigest()}
+    True
+    >>> (folder / CHECKSUM_FILE).read_text("ascii").endswith("  a.ckpt" + chr(10))
+    True
+    """
+    names = sorted(
+        name for name in os.listdir(folder)
+        if name != CHECKSUM_FILE and os.path.isfile(os.path.join(folder, name)) and not name.startswith(".")
+    )
+    sums = {name: file_sha256(os.path.join(folder, name)) for name in names}
+    atomic_write_text(os.path.join(folder, CHECKSUM_FILE), "".join(f"{h}  {n}\n" for n, h in sums.items()))
+    return sums
+
+
+def update_checksums(folder, names):
+    """Records in ``folder/checksums.sha256`` the sha256 of the files
+    ``names`` (added to the model after its export, e.g. by
+    :mod:`speechbrain_ee.attach_lm`); the other entries are kept as they are
+    (a damaged file is not blessed). A folder without the file (an older
+    export) is left so.
+
+    Example
+    -------
+    >>> folder = getfixture("tmpdir")
+    >>> _ = (folder / "model.ckpt").write_text("weights", "ascii")
+    >>> _ = write_checksums(str(folder))
+    >>> _ = (folder / "lm.ckpt").write_text("lm", "ascii")
+    >>> sorted(update_checksums(str(folder), ["lm.ckpt"]))
+    ['lm.ckpt', 'model.ckpt']
+    """
+    manifest = os.path.join(folder, CHECKSUM_FILE)
+    if not os.path.isfile(manifest):
+        return None
+    sums = read_checksums(manifest)
+    sums.update({name: file_sha256(os.path.join(folder, name)) for name in names})
+    atomic_write_text(manifest, "".join(f"{h}  {n}\n" for n, h in sorted(sums.items())))
+    return sums
+
+
+def read_checksums(path):
+    """``{name: sha256}`` of a ``checksums.sha256`` file."""
+    sums = {}
+    with open(path) as handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split(None, 1)
+            if len(parts) != 2 or len(parts[0]) != 64:
+                raise ChecksumError(f"{path} line {number}: not a '<sha256>  <file>' line")
+            sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
+
+
+def verify_export_files(path):
+    """Checks the weights, statistics and tokenizer files (``*.ckpt``,
+    ``*.model``) of the exported model directory holding ``path`` (links
+    followed) against its ``checksums.sha256``: a changed file raises
+    :class:`ChecksumError` naming it, instead of loading as garbage. A
+    directory without the file (exported by an older version) loads with a
+    warning. Text files (``*.yaml``, ``lexicon.txt``) may be edited and are
+    not checked. Each file is hashed once per process (and again if it
+    changes on disk).
+    """
+    folder = os.path.dirname(os.path.realpath(path))
+    manifest = os.path.join(folder, CHECKSUM_FILE)
+    if not os.path.isfile(manifest):
+        if folder not in _verified:
+            _verified.add(folder)
+            warnings.warn(f"{folder} has no {CHECKSUM_FILE} (exported by an older version): "
+                          "its files are loaded unverified", stacklevel=2)
+        return
+    for name, expected in read_checksums(manifest).items():
+        target = os.path.join(folder, name)
+        if not name.endswith(VERIFIED_SUFFIXES) or not os.path.isfile(target):
+            continue
+        stat = os.stat(target)
+        key = (target, stat.st_size, stat.st_mtime_ns)
+        if key in _verified:
+            continue
+        if file_sha256(target) != expected:
+            raise ChecksumError(
+                f"{target} is damaged or was changed after export: its sha256 differs from {manifest}"
+            )
+        _verified.add(key)
+
+
+def atomic_write_text(path, text):
+    """Writes ``text`` to ``path`` through a temporary file in the same
+    folder and a rename: readers see the old file or the new one, never
+    half of it."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
