@@ -3,9 +3,8 @@
 The encoders attend over the whole input, so their memory grows with the
 square of its length (and a model trained on utterances of a few seconds was
 never shown minutes of context). :func:`find_cuts` splits a long waveform into
-segments of at most ``max_seconds``: within the last ``search_seconds`` of
-each window it cuts in the middle of the longest run of frames that the first
-exit (the cheapest one) calls blank, i.e. in a pause between words. Each
+utterance-like segments at its pauses (energy, no model pass), and cuts a
+segment still longer than ``max_seconds`` at its quietest point. Each
 segment is then recognised as an utterance of its own (batched, with the
 usual exit selection per segment) and the texts are joined
 (:func:`recognize_long`). Peak memory depends on ``max_seconds``, not on the
@@ -28,68 +27,100 @@ from speechbrain_ee.data.audio import check_finite, silent_rows
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SECONDS = 30.0  # inputs longer than this are cut (hparams ``chunk_seconds``; None or 0: never)
-DEFAULT_SEARCH_SECONDS = 8.0  # where in each window to look for a pause
+DEFAULT_SEARCH_SECONDS = 8.0  # segment too long: where in each window to look for the quietest point
+MIN_PAUSE_SECONDS = 0.3  # pauses at least this long separate segments
+PAUSE_DEPTH = 0.2  # a pause frame is within this fraction of the floor-to-speech range above the floor
 
 
-def longest_run_center(flags):
-    """Index of the middle of the longest run of True in a 1-D bool tensor
-    (None when there is none).
+def quietest_point(wav, rate, pause_seconds=0.3):
+    """Sample index of the middle of the quietest ``pause_seconds`` stretch
+    of ``wav`` (mean energy of 10 ms frames, smoothed over the stretch).
 
     Example
     -------
-    >>> longest_run_center(torch.tensor([1, 0, 1, 1, 1, 0, 1, 1], dtype=torch.bool))
-    3
-    >>> longest_run_center(torch.zeros(3, dtype=torch.bool)) is None
+    >>> wav = torch.ones(16000)
+    >>> wav[9000:14000] = 0.0
+    >>> 10500 <= quietest_point(wav, 16000) <= 12500
     True
     """
-    best_len, best_center, run_start = 0, None, None
-    for i, flag in enumerate(flags.tolist() + [False]):
+    hop = max(1, rate // 100)
+    frames = wav[: wav.shape[0] - wav.shape[0] % hop].reshape(-1, hop).pow(2).mean(dim=1)
+    width = max(1, min(frames.shape[0], int(pause_seconds * 100)))
+    smoothed = torch.nn.functional.avg_pool1d(frames[None, None], width, stride=1)[0, 0]
+    return int((int(smoothed.argmin()) + width / 2) * hop)
+
+
+def frame_levels(wav, rate):
+    """Level (dB) of each 10 ms frame of ``wav``, smoothed over 50 ms."""
+    hop = max(1, rate // 100)
+    energy = wav[: wav.shape[0] - wav.shape[0] % hop].reshape(-1, hop).pow(2).mean(dim=1)
+    levels = energy.add(1e-10).log10().mul(10)
+    return torch.nn.functional.avg_pool1d(levels[None, None], 5, 1, 2, count_include_pad=False)[0, 0]
+
+
+def pause_cuts(wav, rate, min_pause=MIN_PAUSE_SECONDS, block_seconds=10.0, depth=PAUSE_DEPTH):
+    """Sample positions of the middles of the pauses of ``wav``: runs of at
+    least ``min_pause`` seconds of 10 ms frames whose level is below
+    ``floor + depth * (speech - floor)`` (dB; floor and speech: the 5th and
+    95th percentiles of the levels within ``block_seconds`` around them, so
+    the threshold follows the recording's noise floor and loudness).
+
+    Example
+    -------
+    >>> _ = torch.manual_seed(0)
+    >>> wav = 0.1 * torch.randn(16000 * 6)
+    >>> wav[16000 * 2 : 16000 * 3] *= 0.001  # a 1 s pause at 2-3 s
+    >>> [round(c / 16000, 1) for c in pause_cuts(wav, 16000)]
+    [2.5]
+    """
+    levels = frame_levels(wav, rate)
+    frames, block = levels.shape[0], int(block_seconds * 100)
+    quiet = torch.zeros(frames, dtype=torch.bool)
+    for start in range(0, frames, block):
+        around = levels[max(0, start - block // 2) : start + block + block // 2]
+        floor, speech = torch.quantile(around, torch.tensor([0.05, 0.95])).tolist()
+        quiet[start : start + block] = levels[start : start + block] < floor + depth * (speech - floor)
+    hop, cuts, run_start = max(1, rate // 100), [], None
+    for i, flag in enumerate(quiet.tolist() + [False]):
         if flag and run_start is None:
             run_start = i
         elif not flag and run_start is not None:
-            if i - run_start > best_len:
-                best_len, best_center = i - run_start, (run_start + i - 1) // 2
+            if i - run_start >= min_pause * 100 and run_start > 0 and i < frames:
+                cuts.append((run_start + i) // 2 * hop)
             run_start = None
-    return best_center
+    return cuts
 
 
-def find_cuts(asr, wav, max_seconds, search_seconds=DEFAULT_SEARCH_SECONDS):
-    """Sample boundaries ``[0, c1, ..., len(wav)]`` of segments of at most
-    ``max_seconds``, each cut in the longest blank run of the first exit
-    within the last ``search_seconds`` of its window (at the window's end
-    when that part has no blank frame).
+def find_cuts(wav, rate, max_seconds, search_seconds=DEFAULT_SEARCH_SECONDS, min_pause=MIN_PAUSE_SECONDS):
+    """Sample boundaries ``[0, c1, ..., len(wav)]`` of utterance-like
+    segments of at most ``max_seconds``: cut in every pause
+    (:func:`pause_cuts`), and a segment still longer than ``max_seconds``
+    cut again at the quietest point (:func:`quietest_point`) of the last
+    ``search_seconds`` (at most half) of each window.
 
-    Arguments
-    ---------
-    asr : EarlyExitASR
-        The recogniser (its first exit finds the pauses).
-    wav : torch.Tensor
-        ``(samples,)`` at the model's rate.
-    max_seconds, search_seconds : float
-        Longest segment; the part of it searched for a pause.
-
-    Returns
+    Example
     -------
-    list of int
+    >>> speech = torch.ones(16000 * 25)
+    >>> speech[16000 * 7 : 16000 * 8] = 0.0  # a pause at 7-8 s
+    >>> cuts = find_cuts(speech, 16000, 10, 5)
+    >>> [round(c / 16000, 1) for c in cuts[:2]], cuts[-1] == len(speech)
+    ([0.0, 7.5], True)
+    >>> max(b - a for a, b in zip(cuts, cuts[1:])) <= 10 * 16000
+    True
     """
-    rate = asr.hparams.sample_rate
     window = int(max_seconds * rate)
-    search = min(int(search_seconds * rate), window // 2)
     if window < rate:
         raise ValueError(f"chunk_seconds must be at least 1 second, got {max_seconds}")
-    cuts, start, total = [0], 0, wav.shape[0]
-    while total - start > window:
-        piece = wav[start : start + window]
-        with torch.no_grad():
-            log_probs = asr.encode_batch(piece[None], torch.ones(1), exit=0)[0]
-        frames = log_probs.shape[0]
-        blank = log_probs.argmax(dim=-1) == asr.hparams.blank_index
-        first = int(frames * (window - search) / window)
-        center = longest_run_center(blank[first:])
-        cut = window if center is None else int(round((first + center + 0.5) * window / frames))
-        start += max(cut, rate // 2)
-        cuts.append(start)
-    cuts.append(total)
+    search = min(int(search_seconds * rate), window // 2)
+    cuts = [0]
+    for end in pause_cuts(wav, rate, min_pause) + [wav.shape[0]]:
+        start = cuts[-1]
+        while end - start > window:
+            region = wav[start + window - search : start + window]
+            start += window - search + quietest_point(region, rate)
+            cuts.append(start)
+        if end > cuts[-1]:
+            cuts.append(end)
     return cuts
 
 
@@ -122,7 +153,7 @@ def recognize_long(asr, wav, selector, max_seconds, batch_size=4, search_seconds
     from speechbrain_ee.inference.interfaces import Transcription
 
     rate = asr.hparams.sample_rate
-    cuts = find_cuts(asr, wav, max_seconds, search_seconds)
+    cuts = find_cuts(wav, rate, max_seconds, search_seconds)
     bounds = list(zip(cuts[:-1], cuts[1:]))
     results = []
     for first in range(0, len(bounds), batch_size):

@@ -9,7 +9,7 @@ import torch
 
 from speechbrain_ee.data.audio import AudioError
 from speechbrain_ee.inference import EarlyExitASR
-from speechbrain_ee.inference.chunked import find_cuts, longest_run_center
+from speechbrain_ee.inference.chunked import find_cuts, pause_cuts
 from speechbrain_ee.inference.random_model import write_random_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
@@ -47,18 +47,16 @@ def test_robust_non_finite_waveforms_rejected(asr):
         asr.recognize_batch(wavs)
 
 
-def test_robust_longest_run_center():
-    flags = torch.tensor([0, 1, 1, 0, 1, 1, 1, 1, 0], dtype=torch.bool)
-    assert longest_run_center(flags) == 5
-
-
-def test_robust_cuts_bound_segments(asr):
+def test_robust_cuts_fall_in_pauses_and_bound_segments():
     torch.manual_seed(0)
-    wav = 0.1 * torch.randn(25 * 16000)
-    cuts = find_cuts(asr, wav, max_seconds=6, search_seconds=2)
-    assert cuts[0] == 0 and cuts[-1] == wav.shape[0]
+    wav = 0.1 * torch.randn(40 * 16000)
+    for pause in (5, 11, 14):  # seconds: gaps of 0.6 s
+        wav[pause * 16000 : pause * 16000 + 9600] *= 1e-3
+    assert [round(c / 16000, 1) for c in pause_cuts(wav, 16000)] == [5.3, 11.3, 14.3]
+    cuts = find_cuts(wav, 16000, max_seconds=8, search_seconds=3)
+    assert [round(c / 16000, 1) for c in cuts[1:4]] == [5.3, 11.3, 14.3]
     sizes = numpy.diff(cuts)
-    assert (sizes > 0).all() and (sizes <= 6 * 16000).all() and len(cuts) >= 6
+    assert cuts[-1] == wav.shape[0] and (sizes > 0).all() and (sizes <= 8 * 16000).all()
 
 
 def test_robust_long_input_recognised_in_segments(asr, monkeypatch):
