@@ -1,9 +1,15 @@
-"""Checkpoint averaging for evaluation, and compact model files for export.
+"""Checkpoints: averaging for evaluation, compact and verified model files
+for export, and training checkpoints that survive a full disk or a kill.
 
 SpeechBrain's Transformer/Conformer recipes test the average of the best
 (or last) few checkpoints instead of the single best one
 (``avg_checkpoints`` in their yaml); small corpora such as AN4, whose dev WER
 moves by several points from one epoch to the next, gain the most from it.
+
+Exports carry ``checksums.sha256`` (:func:`write_checksums`), checked when a
+model is loaded (:func:`verify_export_files`). Recipes save their training
+state with :class:`SafeCheckpointer`: atomic checkpoints, a fall-back to the
+last intact one, and the random generators' state (:class:`RNGState`).
 """
 
 import hashlib
