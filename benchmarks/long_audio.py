@@ -23,6 +23,14 @@ transcripts of the same utterances (``wer_delta`` = long - one by one).
         --an4 ../shared/data/an4 --lengths 60 300 600 --unchunked 60 \\
         --json-out results/long_audio.json
 
+``--pause-grid CSV`` instead measures, on the concatenated utterances of a
+manifest (the AN4 dev speakers, held out from training: how the pause
+settings of :mod:`speechbrain_ee.inference.chunked` were chosen), the WER of
+each pause setting::
+
+    python benchmarks/long_audio.py --pause-grid <an4 manifests>/dev.csv \\
+        --json-out results/long_audio_pause_dev.json
+
 The last line printed is the JSON result.
 """
 
@@ -53,6 +61,11 @@ def parse_args(argv=None):
     parser.add_argument("--beam-size", type=int, default=None, help="default: the model's (greedy)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-utterances", type=int, default=None, help="use only the first N test utterances")
+    parser.add_argument("--pause-grid", default=None, metavar="CSV",
+                        help="instead: WER of the concatenated utterances of CSV (e.g. the AN4 dev manifest) "
+                             "for each --min-pauses x --depths pause setting")
+    parser.add_argument("--min-pauses", type=float, nargs="+", default=[0.3, 0.35, 0.4, 0.5])
+    parser.add_argument("--depths", type=float, nargs="+", default=[0.2, 0.3, 0.4, 0.5])
     parser.add_argument("--json-out", default=None)
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -124,10 +137,66 @@ def run_worker(args, path, chunk_seconds):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def write_result(result, json_out):
+    if json_out:
+        os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
+        with open(json_out, "w") as handle:
+            json.dump(result, handle, indent=2)
+            handle.write("\n")
+    print(json.dumps(result))
+    return result
+
+
+def pause_grid(args, started):
+    """WER of one concatenation of the utterances of ``args.pause_grid`` for
+    each pause setting (default selector and last exit), and one by one."""
+    import csv
+
+    import torch
+
+    from speechbrain_ee.data.audio import load_audio
+    from speechbrain_ee.inference.chunked import find_cuts
+
+    asr = load_model(args, 0)
+    with open(args.pause_grid, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    wavs = [load_audio(row["wav"]) for row in rows]
+    reference = " ".join(row["wrd"] for row in rows).split()
+    wav = torch.cat(wavs)
+    last = len(asr.exit_layers) - 1
+
+    def wer(texts):
+        edits, words = word_errors(reference, " ".join(texts).split())
+        return round(100 * edits / words, 2)
+
+    grid = []
+    for min_pause in args.min_pauses:
+        for depth in args.depths:
+            cuts = find_cuts(wav, 16000, args.chunk_seconds or 30, min_pause=min_pause, depth=depth)
+            pieces = [wav[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+            grid.append({
+                "min_pause": min_pause, "depth": depth, "segments": len(pieces),
+                "wer_default_selector": wer([asr.recognize_batch(p[None])[0].text for p in pieces]),
+                "wer_last_exit": wer([asr.recognize_batch(p[None], exit=last)[0].text for p in pieces]),
+            })
+            print(json.dumps(grid[-1]), file=sys.stderr)
+    return write_result({
+        "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
+        "csv": args.pause_grid, "utterances": len(rows), "seconds": round(wav.shape[0] / 16000, 1),
+        "one_by_one": {"wer_default_selector": wer([asr.recognize_batch(w[None])[0].text for w in wavs]),
+                       "wer_last_exit": wer([asr.recognize_batch(w[None], exit=last)[0].text for w in wavs])},
+        "grid": grid, "decoder": "greedy CTC" if not args.beam_size else f"CTC prefix beam {args.beam_size}",
+        "selector": repr(asr.default_selector), "threads": args.threads,
+        "machine": machine_info(), "wall_s": round(time.time() - started, 1),
+    }, args.json_out)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.pause_grid:
+        return pause_grid(args, time.time())
     started = time.time()
     utterances = []
     for utt in _read_split(args.an4, "test")[: args.max_utterances]:
@@ -181,13 +250,7 @@ def main(argv=None):
         "machine": machine_info(),
         "wall_s": round(time.time() - started, 1),
     }
-    if args.json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json_out)), exist_ok=True)
-        with open(args.json_out, "w") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
-    print(json.dumps(result))
-    return result
+    return write_result(result, args.json_out)
 
 
 if __name__ == "__main__":

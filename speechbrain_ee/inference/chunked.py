@@ -28,8 +28,12 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_SECONDS = 30.0  # inputs longer than this are cut (hparams ``chunk_seconds``; None or 0: never)
 DEFAULT_SEARCH_SECONDS = 8.0  # segment too long: where in each window to look for the quietest point
-MIN_PAUSE_SECONDS = 0.3  # pauses at least this long separate segments
-PAUSE_DEPTH = 0.2  # a pause frame is within this fraction of the floor-to-speech range above the floor
+# pauses at least MIN_PAUSE_SECONDS long, of frames within PAUSE_DEPTH of the
+# floor-to-speech level range above the floor, separate segments (chosen on the
+# AN4 dev speakers: benchmarks/long_audio.py --pause-grid, results/long_audio_pause_dev.json)
+MIN_PAUSE_SECONDS = 0.3
+PAUSE_DEPTH = 0.5
+MIN_PAUSE_DROP_DB = 10.0  # and at least this far below the speech level (a stretch without pause)
 
 
 def quietest_point(wav, rate, pause_seconds=0.3):
@@ -61,9 +65,10 @@ def frame_levels(wav, rate):
 def pause_cuts(wav, rate, min_pause=MIN_PAUSE_SECONDS, block_seconds=10.0, depth=PAUSE_DEPTH):
     """Sample positions of the middles of the pauses of ``wav``: runs of at
     least ``min_pause`` seconds of 10 ms frames whose level is below
-    ``floor + depth * (speech - floor)`` (dB; floor and speech: the 5th and
-    95th percentiles of the levels within ``block_seconds`` around them, so
-    the threshold follows the recording's noise floor and loudness).
+    ``floor + depth * (speech - floor)`` and ``speech - MIN_PAUSE_DROP_DB``
+    (dB; floor and speech: the 5th and 95th percentiles of the levels within
+    ``block_seconds`` around them, so the threshold follows the recording's
+    noise floor and loudness).
 
     Example
     -------
@@ -79,7 +84,8 @@ def pause_cuts(wav, rate, min_pause=MIN_PAUSE_SECONDS, block_seconds=10.0, depth
     for start in range(0, frames, block):
         around = levels[max(0, start - block // 2) : start + block + block // 2]
         floor, speech = torch.quantile(around, torch.tensor([0.05, 0.95])).tolist()
-        quiet[start : start + block] = levels[start : start + block] < floor + depth * (speech - floor)
+        threshold = min(floor + depth * (speech - floor), speech - MIN_PAUSE_DROP_DB)
+        quiet[start : start + block] = levels[start : start + block] < threshold
     hop, cuts, run_start = max(1, rate // 100), [], None
     for i, flag in enumerate(quiet.tolist() + [False]):
         if flag and run_start is None:
@@ -91,10 +97,11 @@ def pause_cuts(wav, rate, min_pause=MIN_PAUSE_SECONDS, block_seconds=10.0, depth
     return cuts
 
 
-def find_cuts(wav, rate, max_seconds, search_seconds=DEFAULT_SEARCH_SECONDS, min_pause=MIN_PAUSE_SECONDS):
+def find_cuts(wav, rate, max_seconds, search_seconds=DEFAULT_SEARCH_SECONDS, min_pause=MIN_PAUSE_SECONDS,
+              depth=PAUSE_DEPTH):
     """Sample boundaries ``[0, c1, ..., len(wav)]`` of utterance-like
     segments of at most ``max_seconds``: cut in every pause
-    (:func:`pause_cuts`), and a segment still longer than ``max_seconds``
+    (:func:`pause_cuts` with ``min_pause`` and ``depth``), and a segment still longer than ``max_seconds``
     cut again at the quietest point (:func:`quietest_point`) of the last
     ``search_seconds`` (at most half) of each window.
 
@@ -113,7 +120,7 @@ def find_cuts(wav, rate, max_seconds, search_seconds=DEFAULT_SEARCH_SECONDS, min
         raise ValueError(f"chunk_seconds must be at least 1 second, got {max_seconds}")
     search = min(int(search_seconds * rate), window // 2)
     cuts = [0]
-    for end in pause_cuts(wav, rate, min_pause) + [wav.shape[0]]:
+    for end in pause_cuts(wav, rate, min_pause, depth=depth) + [wav.shape[0]]:
         start = cuts[-1]
         while end - start > window:
             region = wav[start + window - search : start + window]

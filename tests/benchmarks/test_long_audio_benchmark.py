@@ -21,3 +21,18 @@ def test_robust_long_audio_benchmark_writes_json(tmp_path, an4_dir, load_benchma
     longest = result["longest"]
     assert longest["seconds"] <= 25 and longest["wer_delta"] == round(longest["wer_long_file"] - longest["wer_one_by_one"], 2)
     assert {"command", "machine", "wall_s"} <= set(result)
+
+
+def test_robust_pause_grid_mode(tmp_path, an4_dir, load_benchmark):
+    from speechbrain_ee.data.an4 import _read_split
+
+    rows = _read_split(str(an4_dir), "test")[:5]
+    manifest = tmp_path / "dev.csv"
+    manifest.write_text("ID,duration,wav,spk_id,wrd\n" + "".join(f"{u.ID},1,{u.wav},{u.spk_id},{u.wrd}\n" for u in rows))
+    result = load_benchmark("long_audio").main([
+        "--model", str(REPO_ROOT / "pretrained" / "an4-conformer-ctc-ee"), "--pause-grid", str(manifest),
+        "--min-pauses", "0.35", "--depths", "0.2", "0.4",
+    ])
+    assert result["utterances"] == 5 and [(g["min_pause"], g["depth"]) for g in result["grid"]] == [(0.35, 0.2), (0.35, 0.4)]
+    assert all(g["segments"] >= 1 and 0 <= g["wer_last_exit"] <= 100 for g in result["grid"])
+    assert set(result["one_by_one"]) == {"wer_default_selector", "wer_last_exit"}
