@@ -420,6 +420,9 @@ class SafeCheckpointer(Checkpointer):
                     shutil.rmtree(final)
                 os.replace(tmp, final)
                 _fsync(final.parent)
+                for path in files:  # just hashed: no need to again when listing
+                    stat = (final / path.name).stat()
+                    self._intact[(str(final / path.name), stat.st_size, stat.st_mtime_ns)] = True
         except BaseException:
             if tmp is not None and if_main_process():
                 shutil.rmtree(tmp, ignore_errors=True)
