@@ -16,9 +16,10 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model
+from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model, write_checksums
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
 from speechbrain_ee.decoding import write_lexicon
+from speechbrain_ee.training_checks import check_number, validate_recipe_hparams
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def run(argv=None):
     per-exit summaries)."""
     argv = sys.argv[1:] if argv is None else argv
     hparams_file, run_opts, overrides, hparams = load_recipe(argv)
+    validate_recipe_hparams(hparams)  # bad values stop here, naming the key
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
         experiment_directory=hparams["output_folder"],
@@ -183,8 +185,9 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     """Writes a self-contained inference directory: ``hyperparams.yaml``,
     ``model.yaml`` (the architecture), ``model.ckpt`` (in the recipe's
     ``export_dtype``, without derived buffers: see
-    :func:`speechbrain_ee.checkpoints.compact_state_dict`), ``normalize.ckpt`` and
-    ``tokenizer.model``; :class:`speechbrain_ee.inference.EarlyExitASR` and
+    :func:`speechbrain_ee.checkpoints.compact_state_dict`), ``normalize.ckpt``,
+    ``tokenizer.model`` and ``checksums.sha256`` (verified when loading:
+    :func:`speechbrain_ee.checkpoints.verify_export_files`); :class:`speechbrain_ee.inference.EarlyExitASR` and
     ``sbee evaluate`` load it.
 
     Every top-level value of the architecture file that the recipe also sets
@@ -258,6 +261,7 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
         text = add_lexicon(text, hparams["lexicon_file"], hparams.get("oov_penalty"), folder)
     with open(os.path.join(folder, "hyperparams.yaml"), "w") as handle:
         handle.write(text)
+    write_checksums(folder)  # the loader verifies the exported files against it
     logger.info("exported the model for inference to %s", folder)
 
 
@@ -312,7 +316,7 @@ def rescoring_overrides(model_dir, lm_weight=None, oov_penalty=None):
         if value is None:
             continue
         if present:
-            overrides[flag[2:].replace("-", "_")] = float(value)
+            overrides[flag[2:].replace("-", "_")] = check_number(flag, float(value), minimum=0)
         elif value:
             raise ValueError(f"{flag} {value}: the model in {model_dir} has no {what}")
     return overrides

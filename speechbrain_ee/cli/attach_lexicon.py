@@ -16,6 +16,7 @@ import tempfile
 
 from speechbrain_ee.cli.arguments import add_model_argument, non_negative_float
 from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.checkpoints import update_checksums
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.recipe import add_lexicon, has_lexicon
 
@@ -46,6 +47,7 @@ def attach_lexicon(model_dir, csv_files, oov_penalty):
         text = add_lexicon(text, lexicon, oov_penalty, model_dir)
     with open(hyperparams, "w") as handle:
         handle.write(text)
+    update_checksums(model_dir, ["hyperparams.yaml", "lexicon.txt"])
 
 
 def add_arguments(parser):

@@ -19,6 +19,7 @@ import sys
 import sentencepiece
 
 from speechbrain_ee.cli.common import UsageError, recipe_command_main
+from speechbrain_ee.checkpoints import update_checksums
 from speechbrain_ee.recipe import add_language_model, has_language_model, load_recipe, prepare_tokenizer, recipe_file
 
 
@@ -57,6 +58,7 @@ def attach_language_model(model_dir, hparams_file, hparams):
     text = add_language_model(text, hparams, model_dir, recipe_file(hparams_file, hparams, "lm_yaml"))
     with open(hyperparams, "w") as handle:
         handle.write(text)
+    update_checksums(model_dir, ["hyperparams.yaml", "lm.yaml", "lm.ckpt"])
 
 
 def split_model(argv):

@@ -232,6 +232,47 @@ def read_manifest(csv_path):
     return rows
 
 
+def normalize_transcript(text, case="upper"):
+    """The convention of the package's transcripts: words separated by one
+    space, no leading/trailing space, and ``case`` (``"upper"``, as the AN4,
+    LibriSpeech and synthetic character models are trained; ``"lower"``;
+    None: keep). Training targets and references in evaluation go through it
+    (:func:`speechbrain_ee.data.pipelines.text_pipeline`), so that a manifest
+    written by hand in lower case is not scored as all errors.
+
+    Example
+    -------
+    >>> normalize_transcript("  go  to\tfive ")
+    'GO TO FIVE'
+    >>> normalize_transcript("Hello World", case=None)
+    'Hello World'
+    """
+    if case not in ("upper", "lower", None):
+        raise ValueError(f"case must be 'upper', 'lower' or None, got {case!r}")
+    text = " ".join(str(text).split())
+    if case == "upper":
+        return text.upper()
+    return text.lower() if case == "lower" else text
+
+
+def check_transcripts(rows, csv_path):
+    """Raises :class:`DataPreparationError` naming the manifest, the row and
+    the utterance ID for every empty ``wrd`` (an empty reference makes every
+    hypothesis word an error, and an all-empty set divides by zero).
+
+    Example
+    -------
+    >>> check_transcripts([{"ID": "a", "wrd": "YES"}, {"ID": "b", "wrd": " "}], "test.csv")
+    Traceback (most recent call last):
+    ...
+    speechbrain_ee.data.manifest.DataPreparationError: test.csv: empty transcript (wrd) in 1 row(s): row 3 (ID b)
+    """
+    empty = [f"row {i + 2} (ID {row.get('ID')})" for i, row in enumerate(rows) if not (row.get("wrd") or "").strip()]
+    if empty:
+        shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise DataPreparationError(f"{csv_path}: empty transcript (wrd) in {len(empty)} row(s): {shown}")
+
+
 def skip_if_prepared(csv_paths):
     """Returns True when all the given manifests already exist."""
     return all(os.path.isfile(p) for p in csv_paths)

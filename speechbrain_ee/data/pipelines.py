@@ -7,7 +7,7 @@ import torch
 from speechbrain.dataio.sampler import DynamicBatchSampler
 
 from speechbrain_ee.data.audio import load_audio, load_audio_segment
-from speechbrain_ee.data.manifest import SEGMENT_FIELDS, read_manifest
+from speechbrain_ee.data.manifest import SEGMENT_FIELDS, check_transcripts, normalize_transcript, read_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +33,28 @@ def segment_audio_pipeline(sample_rate, min_samples):
         return load_audio_segment(wav, start, stop, sample_rate, min_samples)
 
     return pipeline
+
+
+def tokenizer_case(tokenizer):
+    """``"upper"`` when the tokenizer's pieces have upper-case letters and no
+    lower-case ones, ``"lower"`` for the opposite, else None (mixed: keep
+    the text as it is).
+
+    Example
+    -------
+    >>> class Pieces:
+    ...     def get_piece_size(self): return 3
+    ...     def id_to_piece(self, i): return ["<unk>", "\u2581A", "B"][i]
+    >>> tokenizer_case(Pieces())
+    'upper'
+    """
+    pieces = "".join(tokenizer.id_to_piece(i) for i in range(tokenizer.get_piece_size()))
+    pieces = pieces.replace("<unk>", "").replace("<s>", "").replace("</s>", "")
+    upper = any(c.isupper() for c in pieces)
+    lower = any(c.islower() for c in pieces)
+    if upper != lower:
+        return "upper" if upper else "lower"
+    return None
 
 
 def text_pipeline(tokenizer):
@@ -70,7 +92,7 @@ def seq2seq_text_pipeline(bos_index, eos_index):
 
 
 def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sorting=None,
-                 bos_index=None, eos_index=None):
+                 bos_index=None, eos_index=None, text_case="auto"):
     """A :class:`DynamicItemDataset` with ``id, sig, wrd, tokens`` outputs.
 
     Arguments
@@ -89,11 +111,20 @@ def load_dataset(csv_path, tokenizer, sample_rate=16000, min_samples=400, sortin
     bos_index, eos_index : int, optional
         Given both, the dataset also outputs ``tokens_bos`` and ``tokens_eos``
         (attention-decoder models).
+    text_case : str, optional
+        Transcripts are normalised by
+        :func:`~speechbrain_ee.data.manifest.normalize_transcript` to this
+        case (``"auto"``: the tokenizer's, :func:`tokenizer_case`); an empty
+        one is an error naming the manifest and the row.
     """
     rows = read_manifest(csv_path)  # clear error for a missing file or missing columns
+    check_transcripts(rows, csv_path)  # empty wrd: clear error naming the row
     segments = all(field in rows[0] for field in SEGMENT_FIELDS)
     del rows
     data = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path=csv_path)
+    case = tokenizer_case(tokenizer) if text_case == "auto" else text_case
+    for row in data.data.values():
+        row["wrd"] = normalize_transcript(row["wrd"], case)
     if sorting in ("ascending", "descending"):
         data = data.filtered_sorted(sort_key="duration", reverse=sorting == "descending")
     elif sorting not in (None, "random"):

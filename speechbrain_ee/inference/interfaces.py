@@ -10,8 +10,9 @@ import torch
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 
-from speechbrain_ee.data.audio import AudioError, load_audio
+from speechbrain_ee.data.audio import AudioError, load_audio, silent_rows
 from speechbrain_ee.features import model_inputs
+from speechbrain_ee.inference.chunked import route_batch
 from speechbrain_ee.inference.decoders import build_text_decoder
 from speechbrain_ee.inference.dynamic import exit_extras, run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
@@ -36,6 +37,10 @@ class Transcription:
         The audio file, for file inputs.
     error : str, optional
         Why the file could not be transcribed.
+    segments : list, optional
+        Long input recognised in pieces: ``(start_s, end_s, Transcription)``
+        of each (:mod:`speechbrain_ee.inference.chunked`); ``layers`` is then
+        their duration-weighted mean.
     """
 
     text: Optional[str]
@@ -43,6 +48,7 @@ class Transcription:
     layers: Optional[int]
     path: Optional[str] = None
     error: Optional[str] = None
+    segments: Optional[list] = None
 
 
 class EarlyExitASR(Pretrained):
@@ -185,6 +191,9 @@ class EarlyExitASR(Pretrained):
         chosen = self.resolve_selector(exit, selector, threshold, **selector_options)
         if wav_lens is None:
             wav_lens = torch.ones(wavs.shape[0])
+        routed = route_batch(self, wavs, wav_lens, chosen)  # silence -> "", long input -> in pieces
+        if routed is not None:
+            return routed
         inputs, lengths = self.encode_inputs(wavs, wav_lens)
         result = run_dynamic(self.model, inputs, lengths, chosen, self.decoder)
         return [
@@ -211,6 +220,9 @@ class EarlyExitASR(Pretrained):
             state, log_probs = self.model.step(state, exit_index)
             extras = exit_extras(self.decoder, self.model, state, exit_index)
             transcripts.append(self.decoder(log_probs, state.lengths, **extras))
+        for i in [i for i, silent in enumerate(silent_rows(wavs, wav_lens)) if silent]:
+            for row in transcripts:  # silence -> "" at every exit, as recognize_batch
+                row[i] = ""
         return transcripts
 
     def load_file(self, path):

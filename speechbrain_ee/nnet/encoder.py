@@ -27,7 +27,7 @@ from speechbrain.nnet.activations import Swish
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL
 from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
-from speechbrain_ee.nnet.lengths import as_counts, in_convention, length_mask
+from speechbrain_ee.nnet.lengths import as_counts, check_exit_layers, in_convention, length_mask
 
 
 class MaskedConvolutionModule(ConvolutionModule):
@@ -152,11 +152,7 @@ class EarlyExitConformerEncoder(torch.nn.Module):
                  exit_layers=(2, 4, 6, 8, 10, 12), kernel_size=31, dropout=0.1,
                  activation=Swish, attention_type="RelPosMHAXL"):
         super().__init__()
-        exit_layers = [int(e) for e in exit_layers]
-        if not exit_layers or sorted(set(exit_layers)) != exit_layers:
-            raise ValueError(f"exit_layers must be strictly increasing, got {exit_layers}")
-        if exit_layers[0] < 1 or exit_layers[-1] > num_layers:
-            raise ValueError(f"exit_layers {exit_layers} outside 1..{num_layers}")
+        exit_layers = check_exit_layers(exit_layers, num_layers)
         self.exit_layers = exit_layers
         self.attention_type = attention_type
         self.frontend = frontend

@@ -2,6 +2,8 @@
 exit-selection measures: SpeechBrain's relative lengths (floating point in
 [0, 1], the padded length being 1) and integer counts of real frames/samples."""
 
+import numbers
+
 import torch
 
 
@@ -95,3 +97,40 @@ def fbank_lengths(wav_lens, num_samples, hop_length):
     """
     samples = torch.round(wav_lens * num_samples).long()
     return samples // hop_length + 1
+
+
+def check_exit_layers(exit_layers, num_layers=None, field="exit_layers", where=""):
+    """``exit_layers`` as a list of int, checked: whole numbers (``2.5`` is an
+    error, not layer 2), strictly increasing, within ``1..num_layers``.
+
+    Arguments
+    ---------
+    exit_layers : sequence
+        The value from the yaml / a constructor.
+    num_layers : int, optional
+        Layers of the encoder (upper bound).
+    field : str
+        Name used in the error.
+    where : str
+        Appended to the range error (e.g. the pretrained model's name).
+
+    Example
+    -------
+    >>> check_exit_layers([2, 4], 4)
+    [2, 4]
+    >>> check_exit_layers([2.5, 6], 12)
+    Traceback (most recent call last):
+    ...
+    ValueError: exit_layers: layers must be whole numbers, got [2.5, 6]
+    """
+    if isinstance(exit_layers, (str, bytes)) or not hasattr(exit_layers, "__iter__"):
+        raise ValueError(f"{field}: expected a list of layer numbers, got {exit_layers!r}")
+    exit_layers = list(exit_layers)
+    if any(isinstance(e, bool) or not isinstance(e, numbers.Integral) for e in exit_layers):
+        raise ValueError(f"{field}: layers must be whole numbers, got {exit_layers}")
+    exit_layers = [int(e) for e in exit_layers]
+    if not exit_layers or sorted(set(exit_layers)) != exit_layers:
+        raise ValueError(f"{field} must be strictly increasing, got {exit_layers}")
+    if exit_layers[0] < 1 or (num_layers is not None and exit_layers[-1] > num_layers):
+        raise ValueError(f"{field} {exit_layers} outside 1..{num_layers}{where}")
+    return exit_layers

@@ -48,7 +48,7 @@ from speechbrain_ee.nnet.ctc_model import EarlyExitCTC
 from speechbrain_ee.nnet.encoder import EarlyExitConformerEncoder, EncoderState
 from speechbrain_ee.nnet.lengths import length_mask
 from speechbrain_ee.nnet.heads import ExitHeads
-from speechbrain_ee.nnet.lengths import as_counts
+from speechbrain_ee.nnet.lengths import as_counts, check_exit_layers
 
 
 class Wav2Vec2LoadError(OSError):
@@ -171,11 +171,7 @@ class Wav2Vec2ExitEncoder(torch.nn.Module):
         num_layers = config.num_hidden_layers
         if exit_layers is None:
             exit_layers = list(range(2, num_layers + 1, 2))
-        exit_layers = [int(e) for e in exit_layers]
-        if not exit_layers or sorted(set(exit_layers)) != exit_layers:
-            raise ValueError(f"exit_layers must be strictly increasing, got {exit_layers}")
-        if exit_layers[0] < 1 or exit_layers[-1] > num_layers:
-            raise ValueError(f"exit_layers {exit_layers} outside 1..{num_layers} (layers of {source!r})")
+        exit_layers = check_exit_layers(exit_layers, num_layers, where=f" (layers of {source!r})")
         del wav2vec2.encoder.layers[exit_layers[-1]:]
         self.exit_layers = exit_layers
         self.wav2vec2 = wav2vec2

@@ -1,0 +1,81 @@
+"""Start-up checks of a recipe's hyperparameters: a bad value stops the run
+at once with the key's name, instead of a tensor-size error after the first
+epoch or a crash after the whole training (``number_of_epochs: 0``,
+``test_beam_size: -1``), or a silently ignored weight (``lm_weight: nan``).
+"""
+
+import math
+import numbers
+
+from speechbrain_ee.nnet.lengths import check_exit_layers
+
+
+def check_number(name, value, minimum=None, maximum=None, integer=False, allow_none=False):
+    """``value`` if it is a finite number within ``[minimum, maximum]``
+    (an integer when ``integer``), else a ``ValueError`` naming ``name``.
+
+    Example
+    -------
+    >>> check_number("lm_weight", 0.5, minimum=0)
+    0.5
+    >>> check_number("lm_weight", float("nan"), minimum=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: lm_weight must be a finite number >= 0, got nan
+    """
+    if value is None and allow_none:
+        return value
+    kind = "an integer" if integer else "a finite number"
+    bounds = " and ".join(
+        f"{op} {bound}" for op, bound in ((">=", minimum), ("<=", maximum)) if bound is not None
+    )
+    wanted = f"{name} must be {kind}" + (f" {bounds}" if bounds else "")
+    numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not numeric or not math.isfinite(value) or (integer and not isinstance(value, numbers.Integral)):
+        raise ValueError(f"{wanted}, got {value!r}")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{wanted}, got {value!r}")
+    return value
+
+
+# key -> options of check_number; checked when the recipe sets the key
+RECIPE_NUMBERS = {
+    "number_of_epochs": dict(minimum=1, integer=True),
+    "test_beam_size": dict(minimum=1, integer=True),
+    "vocab_size": dict(minimum=1, integer=True),
+    "num_layers": dict(minimum=1, integer=True),
+    "avg_checkpoints": dict(minimum=1, integer=True),
+    "grad_accumulation_factor": dict(minimum=1, integer=True),
+    "sample_rate": dict(minimum=1, integer=True),
+    "lr": dict(minimum=0),
+    "lm_weight": dict(minimum=0),
+    "oov_penalty": dict(minimum=0),
+    "ctc_weight": dict(minimum=0, maximum=1),
+    "ctc_weight_decode": dict(minimum=0, maximum=1),
+    "max_grad_norm": dict(minimum=0),
+    "time_budget_s": dict(minimum=0, allow_none=True),
+}
+
+
+def validate_recipe_hparams(hparams):
+    """Checks a loaded recipe (a dict of hparams) before any work:
+    :data:`RECIPE_NUMBERS` and ``exit_layers`` (with ``num_layers``).
+    Raises ``ValueError`` naming the first bad key.
+
+    Example
+    -------
+    >>> validate_recipe_hparams({"number_of_epochs": 3, "exit_layers": [1, 2], "num_layers": 2})
+    >>> validate_recipe_hparams({"number_of_epochs": 0})
+    Traceback (most recent call last):
+    ...
+    ValueError: number_of_epochs must be an integer >= 1, got 0
+    >>> validate_recipe_hparams({"oov_penalty": -1.0})
+    Traceback (most recent call last):
+    ...
+    ValueError: oov_penalty must be a finite number >= 0, got -1.0
+    """
+    for key, options in RECIPE_NUMBERS.items():
+        if key in hparams:
+            check_number(key, hparams[key], **options)
+    if hparams.get("exit_layers") is not None:
+        check_exit_layers(hparams["exit_layers"], hparams.get("num_layers"))
