@@ -65,7 +65,7 @@ from speechbrain.lobes.models.transformer.Conformer import ConformerEncoder
 from speechbrain.nnet.attention import RelPosEncXL
 
 from benchmarking import benchmark_parser, emit_result, parse_benchmark_args
-from speechbrain_ee.cli.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference import run_dynamic
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL

@@ -27,7 +27,7 @@ import torch
 
 from speechbrain_ee.nnet.wav2vec2 import EarlyExitWav2Vec2, save_random_wav2vec2
 from benchmarking import benchmark_parser, emit_result, parse_benchmark_args
-from speechbrain_ee.cli.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 
 
 def parse_args(argv=None):

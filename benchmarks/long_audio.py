@@ -48,7 +48,7 @@ import numpy
 import soundfile
 
 from speechbrain_ee.data.an4 import _read_split
-from speechbrain_ee.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 
 
 def parse_args(argv=None):

@@ -39,7 +39,7 @@ from benchmarking import (
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.losses import early_exit_ctc_loss
 from speechbrain_ee.nnet.dropout import FastDropout
-from speechbrain_ee.cli.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 AN4_MODEL = {"output_neurons": 29, "cnn_channels": [64, 32]}

@@ -35,7 +35,7 @@ from speechbrain.utils.checkpoints import (
     mark_as_saver,
     register_checkpoint_hooks,
 )
-from speechbrain.utils.distributed import ddp_barrier, ddp_broadcast, if_main_process
+from speechbrain.utils.distributed import main_process_only
 
 logger = logging.getLogger(__name__)
 
@@ -390,16 +390,14 @@ class SafeCheckpointer(Checkpointer):
             self.add_recoverable("rng", RNGState(), optional_load=True)
         self._intact = {}
 
+    @main_process_only  # as SpeechBrain's: the main process writes, every process gets the result
     def save_checkpoint(self, meta={}, end_of_epoch=True, name=None, verbosity=logging.INFO):
         """As ``Checkpointer.save_checkpoint``, atomically (see the class)."""
-        final = tmp = None
-        if if_main_process():
-            final = self._new_checkpoint_dirpath() if name is None else self._custom_checkpoint_dirpath(name)
-            for stale in self.checkpoints_dir.glob(".tmp-*"):  # left by an interrupted save
-                shutil.rmtree(stale, ignore_errors=True)
-            tmp = final.parent / f".tmp-{final.name}"
-            os.makedirs(tmp)
-        tmp, final = ddp_broadcast((tmp, final), src=0)
+        final = self._new_checkpoint_dirpath() if name is None else self._custom_checkpoint_dirpath(name)
+        for stale in self.checkpoints_dir.glob(".tmp-*"):  # left by an interrupted save
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = final.parent / f".tmp-{final.name}"
+        os.makedirs(tmp)
         try:
             for key, obj in self.recoverables.items():
                 path = tmp / f"{key}{PARAMFILE_EXT}"
@@ -407,28 +405,22 @@ class SafeCheckpointer(Checkpointer):
                 if hook is None:
                     raise RuntimeError(f"Don't know how to save {type(obj)} ({key}): add a save hook")
                 hook(obj, path)
-            ddp_barrier()
-            saved_meta = None
-            if if_main_process():
-                files = sorted(tmp.glob(f"*{PARAMFILE_EXT}"))
-                for path in files:
-                    _fsync(path)
-                sums = {path.stem: file_sha256(path) for path in files}
-                saved_meta = self._save_checkpoint_metafile(tmp / METAFNAME, {**meta, "sha256": sums}, end_of_epoch)
-                _fsync(tmp / METAFNAME)
-                if final.exists():  # a named checkpoint saved again
-                    shutil.rmtree(final)
-                os.replace(tmp, final)
-                _fsync(final.parent)
-                for path in files:  # just hashed: no need to again when listing
-                    stat = (final / path.name).stat()
-                    self._intact[(str(final / path.name), stat.st_size, stat.st_mtime_ns)] = True
+            files = sorted(tmp.glob(f"*{PARAMFILE_EXT}"))
+            for path in files:
+                _fsync(path)
+            sums = {path.stem: file_sha256(path) for path in files}
+            saved_meta = self._save_checkpoint_metafile(tmp / METAFNAME, {**meta, "sha256": sums}, end_of_epoch)
+            _fsync(tmp / METAFNAME)
+            if final.exists():  # a named checkpoint saved again
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _fsync(final.parent)
+            for path in files:  # just hashed: no need to again when listing
+                stat = (final / path.name).stat()
+                self._intact[(str(final / path.name), stat.st_size, stat.st_mtime_ns)] = True
         except BaseException:
-            if tmp is not None and if_main_process():
-                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
             raise
-        if not if_main_process():
-            return None
         logger.log(verbosity, "Saved a checkpoint in %s", final)
         paramfiles = {key: final / f"{key}{PARAMFILE_EXT}" for key in saved_meta["sha256"]}
         return Checkpoint(final, saved_meta, paramfiles)

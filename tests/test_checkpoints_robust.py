@@ -21,7 +21,7 @@ from speechbrain_ee.checkpoints import (
     verify_export_files,
 )
 from speechbrain_ee.inference import EarlyExitASR
-from speechbrain_ee.inference.random_model import write_random_model_dir
+from speechbrain_ee.testing import write_random_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -9,21 +9,14 @@ import types
 import pytest
 import torch
 
-from speechbrain_ee import demo
+from speechbrain_ee.cli import demo
 
 
 def test_default_paths_are_under_the_output_folder():
     args, overrides = demo.parse_args([])
     assert overrides == []
-    assert args.output == str(demo.REPO_ROOT / "demo_output")
-    assert args.results == args.output
-
-
-def test_results_follow_a_chosen_output_folder(tmp_path):
-    args, _ = demo.parse_args(["--output", str(tmp_path / "work")])
-    assert args.results == str(tmp_path / "work")
-    args, _ = demo.parse_args(["--output", str(tmp_path / "work"), "--results", str(tmp_path / "r")])
-    assert args.results == str(tmp_path / "r")
+    assert args.output_dir == str(demo.REPO_ROOT / "demo_output")
+    assert args.json_out is None
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
@@ -34,7 +27,7 @@ def test_default_output_folder_is_ignored_by_git():
     if inside.returncode != 0:
         pytest.skip(f"{demo.REPO_ROOT} is not a git checkout")
     args, _ = demo.parse_args([])
-    for path in (args.output, args.results):
+    for path in (args.output_dir,):
         probe = f"{path}/{demo.RESULT_NAME}.json"
         ignored = subprocess.run(["git", "check-ignore", "-q", probe], cwd=demo.REPO_ROOT)
         assert ignored.returncode == 0, f"{probe} is not git-ignored"
@@ -53,9 +46,9 @@ def fake_run(recipe_argv):
 
 def test_demo_writes_nothing_outside_its_output_folder(tmp_path, monkeypatch):
     seen = []
-    monkeypatch.setattr(demo, "run", lambda argv: seen.append(argv) or fake_run(argv))
+    monkeypatch.setattr("speechbrain_ee.recipe.run", lambda argv: seen.append(argv) or fake_run(argv))
     output = tmp_path / "work"
-    demo.main(["--output", str(output), "--minutes", "1"])
+    assert demo.main(["--output-dir", str(output), "--minutes", "1"]) == 0
     folders = dict(arg[2:].split("=", 1) for arg in seen[0] if arg.startswith(("--output_folder", "--data_folder")))
     assert set(folders) == {"output_folder", "data_folder"}
     assert all(folder.startswith(str(output)) for folder in folders.values())

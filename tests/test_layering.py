@@ -35,11 +35,12 @@ LAYERS = {
 #: here fails the test: classify it.
 MODULE_LAYERS = {
     "nnet": "nnet", "data": "data",
-    "checkpoints": "utils", "time_budget": "utils", "tokenizers": "utils", "plotting": "utils",
+    "checkpoints": "utils", "time_budget": "utils", "machine": "utils", "tokenizers": "utils", "plotting": "utils",
     "losses": "losses", "features": "features",
     "decoding": "decoding", "aed_decoding": "decoding",
     "selection": "selection", "inference": "inference", "brains": "brains",
-    "recipe": "recipe", "training": "recipe", "export": "recipe",
+    "recipe": "recipe", "training": "recipe", "training_checks": "recipe", "export": "recipe",
+    "selection.robust": "cli",  # the degraded-audio measurement command
     "testing": "testing", "cli": "cli", "export.cli": "cli", "__init__": "root", "__main__": "main",
 }
 

@@ -26,7 +26,7 @@ import time
 
 from speechbrain_ee.cli.common import CommandParser, UsageError, command_line, handle_errors, recipe_errors
 from speechbrain_ee.cli.outputs import PendingFile, pending_json
-from speechbrain_ee.cli.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 from speechbrain_ee.plotting import format_exit_table, plot_exit_wer
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]

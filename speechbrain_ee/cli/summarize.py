@@ -15,41 +15,20 @@ from the same log.
 import datetime
 import json
 import os
-import platform
 import re
 import statistics
 import sys
 import tempfile
 
-import torch
 from hyperpyyaml import load_hyperpyyaml
 
 from speechbrain_ee.cli.common import command_main
+from speechbrain_ee.machine import machine_info  # noqa: F401 (part of this command's API)
 from speechbrain_ee.cli.outputs import PendingFile
 
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+ - (\S+) - INFO - (.*)$")
 _GOING_INTO = re.compile(r"^Going into epoch (\d+)$")
 _EPOCH_STATS = re.compile(r"^epoch: (\d+),")
-
-
-def machine_info():
-    """CPU, threads and library versions of this machine (recorded with every result)."""
-    import speechbrain
-
-    cpu = platform.processor() or platform.machine()
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as handle:
-            names = [line.split(":", 1)[1].strip() for line in handle if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "speechbrain": speechbrain.__version__,
-    }
 
 
 def stamped_messages(log_path):

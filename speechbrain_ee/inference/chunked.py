@@ -23,6 +23,7 @@ from collections import Counter
 import torch
 
 from speechbrain_ee.data.audio import check_finite, silent_rows
+from speechbrain_ee.inference.transcription import Transcription
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,6 @@ def recognize_long(asr, wav, selector, max_seconds, batch_size=4, search_seconds
     """
     from speechbrain.utils.data_utils import batch_pad_right
 
-    from speechbrain_ee.inference.interfaces import Transcription
 
     rate = asr.hparams.sample_rate
     cuts = find_cuts(wav, rate, max_seconds, search_seconds)
@@ -191,7 +191,6 @@ def route_batch(asr, wavs, wav_lens, selector):
     when no row needs it (the caller goes on as usual). Non-finite samples
     raise :class:`~speechbrain_ee.data.audio.AudioError`.
     """
-    from speechbrain_ee.inference.interfaces import Transcription
 
     check_finite(wavs, "the input waveforms")
     rate = asr.hparams.sample_rate

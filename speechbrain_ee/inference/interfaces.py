@@ -3,8 +3,6 @@ attention encoder-decoder)."""
 
 import logging
 import os
-from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from speechbrain.inference.interfaces import Pretrained
@@ -14,41 +12,12 @@ from speechbrain_ee.data.audio import AudioError, load_audio, silent_rows
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.chunked import route_batch
 from speechbrain_ee.inference.decoders import build_text_decoder
+from speechbrain_ee.inference.transcription import Transcription
 from speechbrain_ee.inference.dynamic import exit_extras, run_dynamic
 from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 from speechbrain_ee.selection.selectors import ExitSelector, FixedExitSelector, make_selector
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class Transcription:
-    """What :class:`EarlyExitASR` returns for one utterance.
-
-    Attributes
-    ----------
-    text : str or None
-        The transcript (None when the file could not be used).
-    exit_index : int or None
-        Exit (0-based) the utterance left at.
-    layers : int or None
-        Encoder layers computed (the layer of that exit).
-    path : str, optional
-        The audio file, for file inputs.
-    error : str, optional
-        Why the file could not be transcribed.
-    segments : list, optional
-        Long input recognised in pieces: ``(start_s, end_s, Transcription)``
-        of each (:mod:`speechbrain_ee.inference.chunked`); ``layers`` is then
-        their duration-weighted mean.
-    """
-
-    text: Optional[str]
-    exit_index: Optional[int]
-    layers: Optional[int]
-    path: Optional[str] = None
-    error: Optional[str] = None
-    segments: Optional[list] = None
 
 
 class EarlyExitASR(Pretrained):

@@ -246,7 +246,7 @@ def main(argv=None):
     except (DataPreparationError, ValueError, FileNotFoundError, KeyError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    from speechbrain_ee.summarize import machine_info
+    from speechbrain_ee.machine import machine_info
 
     exit_layers = test["clean"].exit_layers
     beam = {c: [round(w, 3) for w in per_exit_wer(t)] for c, t in test.items()}

@@ -1,6 +1,7 @@
 import json
 
-from speechbrain_ee.cli.summarize import machine_info, summarize, training_wall_seconds
+from speechbrain_ee.cli.summarize import summarize, training_wall_seconds
+from speechbrain_ee.machine import machine_info
 
 
 def test_wall_time_sums_resumed_segments(tmp_path):

@@ -10,7 +10,7 @@ import torch
 from speechbrain_ee.data.audio import AudioError
 from speechbrain_ee.inference import EarlyExitASR
 from speechbrain_ee.inference.chunked import find_cuts, pause_cuts
-from speechbrain_ee.inference.random_model import write_random_model_dir
+from speechbrain_ee.testing import write_random_model_dir
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 

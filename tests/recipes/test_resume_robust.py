@@ -5,7 +5,7 @@ import pathlib
 
 import torch
 
-from speechbrain_ee import demo
+from speechbrain_ee.cli import demo
 from speechbrain_ee.recipe import run
 
 TINY = [
