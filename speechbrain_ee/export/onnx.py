@@ -21,8 +21,10 @@ weights with onnxruntime's dynamic quantization (:func:`quantize_folder`),
 keeping the CTC heads in float unless told otherwise.
 """
 
+import copy
 import hashlib
 import json
+import logging
 import os
 import shutil
 
@@ -109,8 +111,8 @@ def feature_settings(compute_features):
     with torch.no_grad():
         mel_matrix = linear(torch.eye(fbanks.n_stft)[None])[0]
     return {
-        "window": stft.window.double().numpy(),
-        "mel_matrix": mel_matrix.double().numpy(),
+        "window": stft.window.float().numpy(),
+        "mel_matrix": mel_matrix.float().numpy(),
         "n_fft": numpy.int64(stft.n_fft),
         "hop_length": numpy.int64(stft.hop_length),
         "amin": numpy.float64(fbanks.amin),
@@ -180,17 +182,88 @@ def quantize_folder(folder, graph_names, float_heads=True):
     """Replaces every graph of ``folder`` by its onnxruntime dynamic int8
     quantization (MatMul/Gemm weights, per channel); with ``float_heads`` the
     CTC heads (nodes under ``/head/``) stay in float."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # onnxruntime's "consider pre-processing" warning, once per graph
+    try:
+        for name in graph_names:
+            quantize_graph(os.path.join(folder, name), float_heads)
+    finally:
+        root.setLevel(level)
+
+
+def quantize_graph(path, float_heads=True):
+    """Dynamic int8 quantization of the MatMul/Gemm weights of the graph at
+    ``path``, in place (the head's nodes excluded with ``float_heads``)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    for name in graph_names:
-        path = os.path.join(folder, name)
-        excluded = [node.name for node in onnx.load(path).graph.node
-                    if float_heads and node.name.startswith("/head/")]
-        quantized = path + ".int8"
-        quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, per_channel=True,
-                         op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=excluded)
-        os.replace(quantized, path)
+    excluded = [node.name for node in onnx.load(path).graph.node
+                if float_heads and node.name.startswith("/head/")]
+    quantized = path + ".int8"
+    quantize_dynamic(path, quantized, weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gemm"], nodes_to_exclude=excluded)
+    os.replace(quantized, path)
+
+
+def compact_names(path):
+    """Rewrites the graph at ``path`` with short node and tensor names (the
+    exporter's scoped names are ~70 kB per graph, a tenth of an int8
+    segment); the graph's input and output names are kept."""
+    import onnx
+
+    model = onnx.load(path)
+    graph = model.graph
+    kept = {v.name for v in graph.input} | {v.name for v in graph.output}
+    renamed = {}
+
+    def short(name):
+        if not name or name in kept:
+            return name
+        if name not in renamed:
+            renamed[name] = format(len(renamed), "x")
+        return renamed[name]
+
+    for index, node in enumerate(graph.node):
+        node.name = f"n{index:x}"
+        node.input[:] = [short(name) for name in node.input]
+        node.output[:] = [short(name) for name in node.output]
+        node.doc_string = ""
+    for tensor in graph.initializer:
+        tensor.name = short(tensor.name)
+    for info in graph.value_info:
+        info.name = short(info.name)
+    onnx.save(model, path)
+
+
+def quantize_torch_model(model, float_heads=True):
+    """PyTorch counterpart of the int8 export: a copy of ``model`` with its
+    ``nn.Linear`` layers dynamically quantized to int8
+    (``torch.ao.quantization.quantize_dynamic``), the CTC heads kept in
+    float when ``float_heads``. Runs on CPU, in eval mode.
+
+    Example
+    -------
+    >>> from speechbrain_ee.nnet import EarlyExitConformerEncoder, EarlyExitCTC, ExitHeads, MaskedConvFrontEnd
+    >>> enc = EarlyExitConformerEncoder(MaskedConvFrontEnd(20, (4, 4)), d_model=16,
+    ...     nhead=2, d_ffn=32, num_layers=4, exit_layers=[2, 4])
+    >>> q = quantize_torch_model(EarlyExitCTC(enc, ExitHeads(16, 11, 2)))
+    >>> with torch.no_grad():
+    ...     q(torch.rand(1, 40, 20), torch.tensor([40]))[0][1].shape
+    torch.Size([1, 10, 11])
+    >>> type(q.heads.linears[0]).__name__, type(q.encoder.layers[0].mha_layer.linear_pos).__name__
+    ('Linear', 'Linear')
+    """
+    import warnings
+
+    model = copy.deepcopy(model).cpu().eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice
+        if float_heads:
+            model.encoder = torch.ao.quantization.quantize_dynamic(model.encoder, {torch.nn.Linear}, torch.qint8)
+        else:
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, torch.qint8)
+    return model
 
 
 def sha256(path):
@@ -246,11 +319,13 @@ def export_model(model, compute_features, normalize, tokenizer_file, folder, *, 
     os.makedirs(folder, exist_ok=True)
     settings = feature_settings(compute_features)
     n_feats = settings["mel_matrix"].shape[1]
-    numpy.savez(os.path.join(folder, "features.npz"), **settings)
+    numpy.savez_compressed(os.path.join(folder, "features.npz"), **settings)
     mean, std = normalization_stats(normalize, n_feats)
     graphs = export_graphs(model, mean, std, folder, n_feats)
     if int8:
         quantize_folder(folder, graphs, float_heads=float_heads)
+    for name in graphs:
+        compact_names(os.path.join(folder, name))
     shutil.copyfile(tokenizer_file, os.path.join(folder, "tokenizer.model"))
     deployment = {
         "format_version": FORMAT_VERSION,

@@ -149,6 +149,11 @@ class EarlyExitRuntime:
             tokens = ctc_greedy(log_probs, self.blank_index)
         return self.tokenizer.decode_ids(tokens)
 
+    @property
+    def decoding(self):
+        """How transcripts are decoded, in words."""
+        return f"CTC prefix beam search, beam {self.beam_size}, no LM" if self.beam_size else "greedy CTC"
+
     # ------------------------------------------------------------------ transcription
     def resolve_selector(self, exit=None, selector=None, value=None):
         """A fixed ``exit`` (0-based), a selector name with its ``value``, a
