@@ -173,6 +173,15 @@ def export_graphs(model, mean, std, folder, n_feats, example_frames=200):
 
 
 def _export(module, args, path, input_names, output_names, dynamic_axes):
+    import warnings
+
+    with warnings.catch_warnings():
+        # the TorchScript exporter's notes (strided slices not folded, its deprecation)
+        warnings.simplefilter("ignore")
+        _export_quietly(module, args, path, input_names, output_names, dynamic_axes)
+
+
+def _export_quietly(module, args, path, input_names, output_names, dynamic_axes):
     torch.onnx.export(module, args, path, input_names=input_names, output_names=output_names,
                       dynamic_axes=dynamic_axes, opset_version=OPSET, dynamo=False,
                       do_constant_folding=True)
