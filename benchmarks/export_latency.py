@@ -23,6 +23,8 @@ to an fp32 and an int8 deployment folder:
   shift, in use) and with the former ``as_strided`` view
   (:func:`~speechbrain_ee.nnet.attention.rel_shift_view`), interleaved with
   the others, and the largest difference of their log-posteriors;
+* the runtime's **numpy filterbank** against SpeechBrain's ``Fbank``: the
+  largest difference (dB) on the audio, and both times (``features_ms``);
 * **peak RSS** (``ru_maxrss`` of a child process) of
   ``python -m speechbrain_ee.runtime FOLDER audio.wav`` transcribing the same
   audio, for both folders (torch is never imported there);
@@ -195,6 +197,10 @@ def main(argv=None):
         attention.rel_shift_reshape = saved
     shift_max_abs_diff = float((new - old).abs().max())
 
+    with torch.inference_mode():
+        fbank_diff = float(numpy.abs(EarlyExitRuntime(folders["fp32"]).fbank(wav)
+                                     - hparams["compute_features"](wav_torch)[0].numpy()).max())
+
     latency = {}
     for threads in args.thread_counts:
         torch.set_num_threads(threads)
@@ -214,6 +220,8 @@ def main(argv=None):
                 attention.rel_shift_reshape = saved
 
         tasks["torch_fp32_strided_shift/top"] = strided_shift_top
+        tasks["features/speechbrain"] = lambda: hparams["compute_features"](wav_torch)
+        tasks["features/numpy"] = lambda: runtimes["fp32"].fbank(wav)
         medians = interleaved(tasks, args.reps, args.warmup)
         table = {}
         for variant in ("torch_fp32", "torch_int8", "onnx_fp32", "onnx_int8"):
@@ -238,6 +246,10 @@ def main(argv=None):
             "top_exit_ms_reshape": table["torch_fp32"]["median_ms_by_exit"][-1],
             "top_exit_ms_strided_view": round(1000 * medians["torch_fp32_strided_shift/top"], 2),
             "reshape_vs_strided": round(medians[f"torch_fp32/{top}"] / medians["torch_fp32_strided_shift/top"], 4),
+        }
+        table["features_ms"] = {
+            "speechbrain_fbank": round(1000 * medians["features/speechbrain"], 2),
+            "runtime_numpy_fbank": round(1000 * medians["features/numpy"], 2),
         }
         latency[str(threads)] = table
     main_table = latency[str(args.threads)] if str(args.threads) in latency else latency[str(args.thread_counts[-1])]
@@ -290,6 +302,7 @@ def main(argv=None):
         "threads": args.threads,
         "latency_by_threads": latency,
         "rel_shift_max_abs_logprob_diff": shift_max_abs_diff,
+        "fbank_numpy_vs_speechbrain_max_abs_diff_db": fbank_diff,
         "runtime_peak_rss_mb_by_folder": {name: r[0] for name, r in rss.items()},
         "runtime_rss_transcript_line": {name: r[1] for name, r in rss.items()},
         "wer": None if wer is None else {

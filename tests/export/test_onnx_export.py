@@ -122,3 +122,29 @@ def test_onnx_export_refuses_self_conditioned_models(tmp_path):
     with pytest.raises(ValueError, match="self-conditioned"):
         export_model(conditioned, Fbank(n_mels=20), None, TOKENIZER, str(tmp_path), exit_layers=[1, 3, 4],
                      blank_index=28, sample_rate=16000)
+
+
+def test_runtime_cli_transcribes_reports_errors_and_scores_exits(exported, tmp_path, capsys):
+    from speechbrain_ee.runtime import cli as runtime_cli
+
+    _, _, folders = exported
+    wav = tmp_path / "a.wav"
+    import soundfile
+
+    soundfile.write(str(wav), numpy.zeros(8000, dtype=numpy.float32), 16000)
+    assert runtime_cli.main([folders[True], str(wav), "--exit", "1", "--no-progress"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("path\ttext") and lines[1].split("\t")[2:4] == ["1", "3"]
+    assert runtime_cli.main([folders[True], str(wav), str(tmp_path / "missing.wav"), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "missing.wav" in captured.err and "1 of 2 files could not be transcribed" in captured.err
+    assert runtime_cli.main([str(tmp_path), str(wav)]) == 2
+    assert "not a deployment folder" in capsys.readouterr().err
+    soundfile.write(str(tmp_path / "b.wav"), numpy.zeros(800, dtype=numpy.float32), 8000)
+    assert runtime_cli.main([folders[True], str(tmp_path / "b.wav"), "--no-progress"]) == 1
+    assert "8000 Hz" in capsys.readouterr().err
+    manifest = tmp_path / "test.csv"
+    manifest.write_text(f"ID,wav,wrd\nu1,{wav},HELLO\n")
+    assert runtime_cli.main([folders[False], "--csv", str(manifest), "--all-exits"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert scores["exit_layers"] == [1, 3, 4] and len(scores["wer"]) == 3 and scores["decoding"] == "greedy CTC"

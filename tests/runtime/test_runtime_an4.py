@@ -24,9 +24,15 @@ def an4_files(an4_dir):
     return sorted(glob.glob(str(an4_dir / "wav" / "an4test_clstk" / "*" / "*.sph")))[::16]  # 9 files, 8 voices
 
 
-def test_runtime_an4_fp32_onnx_transcripts_equal_pytorch_at_every_exit(an4_files, tmp_path):
-    folder = str(tmp_path / "fp32")
+@pytest.fixture(scope="module")
+def fp32_folder(tmp_path_factory):
+    folder = str(tmp_path_factory.mktemp("an4_onnx") / "fp32")
     export_model_dir(MODEL, folder)
+    return folder
+
+
+def test_runtime_an4_fp32_onnx_transcripts_equal_pytorch_at_every_exit(an4_files, fp32_folder):
+    folder = fp32_folder
     hparams = load_model_dir(MODEL)
     model, normalize = hparams["model"].eval(), hparams["normalize"].eval()
     runtime = EarlyExitRuntime(folder)
@@ -41,12 +47,11 @@ def test_runtime_an4_fp32_onnx_transcripts_equal_pytorch_at_every_exit(an4_files
         assert runtime.all_exits(wav) == expected, path
 
 
-def test_runtime_an4_int8_close_and_stops_at_the_exit(an4_files, tmp_path):
-    fp32, int8 = str(tmp_path / "fp32"), str(tmp_path / "int8")
-    export_model_dir(MODEL, fp32)
+def test_runtime_an4_int8_close_and_stops_at_the_exit(an4_files, fp32_folder, tmp_path):
+    int8 = str(tmp_path / "int8")
     export_model_dir(MODEL, int8, int8=True)
-    references = [EarlyExitRuntime(fp32).all_exits(EarlyExitRuntime(fp32).load_audio(p))[-1]
-                  for p in an4_files]
+    fp32 = EarlyExitRuntime(fp32_folder)
+    references = [fp32.all_exits(fp32.load_audio(p))[-1] for p in an4_files]
     runtime = EarlyExitRuntime(int8)
     hyps = [runtime.all_exits(runtime.load_audio(p)) for p in an4_files]
     # against the fp32 top exit's transcripts: the top exits of int8 differ by a few words at most
