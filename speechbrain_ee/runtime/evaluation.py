@@ -8,8 +8,8 @@ def word_error_rate(hypotheses, references):
 
     Example
     -------
-    >>> word_error_rate(["A B", "C"], ["A B", "C D"])
-    33.33333333333333
+    >>> round(word_error_rate(["A B", "C"], ["A B", "C D"]), 2)
+    25.0
     """
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
@@ -23,8 +23,8 @@ def exit_word_error_rates(hypotheses_per_utterance, references):
 
     Example
     -------
-    >>> exit_word_error_rates([["A", "A B"], ["C", "C"]], ["A B", "C"])
-    [33.33333333333333, 0.0]
+    >>> [round(w, 2) for w in exit_word_error_rates([["A", "A B"], ["C", "C"]], ["A B", "C"])]
+    [33.33, 0.0]
     """
     exits = zip(*hypotheses_per_utterance)
     return [word_error_rate(list(texts), references) for texts in exits]

@@ -7,7 +7,7 @@ import numpy
 
 class NumpyFbank:
     """Log-mel filterbanks of one waveform, equal to SpeechBrain's ``Fbank``
-    to float rounding (computed in float64).
+    to float rounding (computed in float32, as SpeechBrain does).
 
     Arguments
     ---------
@@ -29,8 +29,8 @@ class NumpyFbank:
 
     def __init__(self, window, mel_matrix, hop_length, amin=1e-10, top_db=80.0, multiplier=10.0,
                  db_offset=0.0, n_fft=None):
-        self.window = numpy.asarray(window, dtype=numpy.float64)
-        self.mel_matrix = numpy.asarray(mel_matrix, dtype=numpy.float64)
+        self.window = numpy.asarray(window, dtype=numpy.float32)
+        self.mel_matrix = numpy.asarray(mel_matrix, dtype=numpy.float32)
         self.n_fft = int(n_fft or len(self.window))
         self.hop_length = int(hop_length)
         self.amin, self.top_db = float(amin), float(top_db)
@@ -50,13 +50,12 @@ class NumpyFbank:
     def __call__(self, wav):
         """``(frames, n_mels)`` float32 filterbanks of a mono waveform;
         ``frames = samples // hop_length + 1``."""
-        wav = numpy.asarray(wav, dtype=numpy.float64)
+        wav = numpy.asarray(wav, dtype=numpy.float32)
         half = self.n_fft // 2
         padded = numpy.pad(wav, (half, half))
-        frames = 1 + (len(padded) - self.n_fft) // self.hop_length
-        starts = numpy.arange(frames)[:, None] * self.hop_length
-        chunks = padded[starts + numpy.arange(self.n_fft)[None, :]] * self.window
-        power = numpy.abs(numpy.fft.rfft(chunks, n=self.n_fft, axis=-1)) ** 2
+        frames = numpy.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[::self.hop_length]
+        spectrum = numpy.fft.rfft(frames * self.window, n=self.n_fft, axis=-1)
+        power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(numpy.float32)
         fbanks = power @ self.mel_matrix
         db = self.multiplier * numpy.log10(numpy.maximum(fbanks, self.amin)) - self.db_offset
         return numpy.maximum(db, db.max() - self.top_db).astype(numpy.float32)

@@ -11,7 +11,7 @@ from speechbrain.lobes.features import Fbank
 from speechbrain_ee.export.onnx import feature_settings
 from speechbrain_ee.runtime.features import NumpyFbank
 
-# SpeechBrain computes in float32, the runtime in float64: dB values of
+# both compute in float32 but with different FFTs: dB values of
 # -100..+100 agree to a few 1e-4 dB
 ATOL_DB = 2e-3
 
