@@ -33,8 +33,10 @@ to an fp32 and an int8 deployment folder:
   ONNX fp32/int8 with the runtime's CTC prefix beam search (``--beam-size``,
   no LM, no lexicon: the published table's beam 30 + LM + lexicon is not in
   the runtime), plus the count of ONNX fp32 transcripts identical to
-  PyTorch fp32's at each exit. ``wer_delta_int8_max`` = the largest
-  int8 - fp32 WER difference over the exits (ONNX, greedy).
+  PyTorch fp32's at each exit (all at one thread: deterministic sums).
+  ``wer_delta_int8_max`` = the largest int8 - fp32 WER difference over the
+  exits (ONNX, greedy). Ablation: the int8 folder with the front-end's
+  input projection quantized too (``float_frontend=False``), greedy WER.
 
     python benchmarks/export_latency.py --threads 2 --reps 10 --json-out results/export_onnx.json
 
@@ -149,6 +151,10 @@ def peak_rss_mb(folder, wav_path, threads):
     return round(int(out[0]) / 1024, 1), out[1]
 
 
+def progress(message):
+    print(f"[export_latency] {message}", file=sys.stderr, flush=True)
+
+
 def folder_sizes(folder):
     return {name: os.path.getsize(os.path.join(folder, name)) for name in sorted(os.listdir(folder))}
 
@@ -181,6 +187,9 @@ def main(argv=None):
         begin = time.time()
         export_model_dir(args.model, folder, int8=name == "int8")
         export_s[name] = round(time.time() - begin, 2)
+    # ablation (WER only): the front-end's input projection in int8 too
+    int8_frontend_folder = os.path.join(work, "int8_frontend")
+    export_model_dir(args.model, int8_frontend_folder, int8=True, float_frontend=False)
     sizes = {name: folder_sizes(folder) for name, folder in folders.items()}
     totals = {name: sum(s.values()) for name, s in sizes.items()}
 
@@ -203,6 +212,7 @@ def main(argv=None):
 
     latency = {}
     for threads in args.thread_counts:
+        progress(f"latency at {threads} thread(s)")
         torch.set_num_threads(threads)
         runtimes = {name: EarlyExitRuntime(folder, threads=threads) for name, folder in folders.items()}
         tasks = {}
@@ -254,16 +264,19 @@ def main(argv=None):
         latency[str(threads)] = table
     main_table = latency[str(args.threads)] if str(args.threads) in latency else latency[str(args.thread_counts[-1])]
 
+    progress("peak RSS of the runtime")
     rss = {name: peak_rss_mb(folder, wav_path, 1) for name, folder in folders.items()}
 
     wer = None
     if utterances:
+        progress(f"WER on {len(utterances)} AN4 test utterances")
         refs = [ref for _, ref in utterances]
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(1)  # one thread: deterministic sums, as in the tests
         hyps = {"torch_fp32": [], "torch_int8": [], "onnx_fp32": [], "onnx_int8": [],
-                "onnx_fp32_beam": [], "onnx_int8_beam": []}
-        greedy_rt = {n: EarlyExitRuntime(f, threads=args.threads) for n, f in folders.items()}
-        beam_rt = {n: EarlyExitRuntime(f, threads=args.threads, beam_size=args.beam_size) for n, f in folders.items()}
+                "onnx_fp32_beam": [], "onnx_int8_beam": [], "onnx_int8_frontend_int8": []}
+        greedy_rt = {n: EarlyExitRuntime(f) for n, f in folders.items()}
+        beam_rt = {n: EarlyExitRuntime(f, beam_size=args.beam_size) for n, f in folders.items()}
+        ablation_rt = EarlyExitRuntime(int8_frontend_folder)
         for path, _ in utterances:
             audio, _ = soundfile.read(path, dtype="float32")
             hyps["torch_fp32"].append(torch_transcripts(model, hparams, audio))
@@ -271,6 +284,7 @@ def main(argv=None):
             for name in folders:
                 hyps[f"onnx_{name}"].append(greedy_rt[name].all_exits(audio))
                 hyps[f"onnx_{name}_beam"].append(beam_rt[name].all_exits(audio))
+            hyps["onnx_int8_frontend_int8"].append(ablation_rt.all_exits(audio))
         wer = {name: [round(w, 2) for w in exit_word_error_rates(h, refs)] for name, h in hyps.items()}
         identical = [sum(a[k] == b[k] for a, b in zip(hyps["onnx_fp32"], hyps["torch_fp32"]))
                      for k in range(len(exit_layers))]
@@ -311,6 +325,7 @@ def main(argv=None):
             "decoding": {
                 "torch_fp32": "greedy CTC", "torch_int8": "greedy CTC", "onnx_fp32": "greedy CTC (runtime)",
                 "onnx_int8": "greedy CTC (runtime)",
+                "onnx_int8_frontend_int8": "greedy CTC (runtime); input projection also int8 (not the default)",
                 "onnx_fp32_beam": f"runtime CTC prefix beam search, beam {args.beam_size}, no LM, no lexicon",
                 "onnx_int8_beam": f"runtime CTC prefix beam search, beam {args.beam_size}, no LM, no lexicon",
             },
@@ -318,6 +333,9 @@ def main(argv=None):
             "int8_minus_fp32_onnx_greedy": wer_delta,
             "int8_minus_fp32_torch_greedy": wer_delta_torch,
             "int8_minus_fp32_onnx_beam": wer_delta_beam,
+            "int8_frontend_int8_minus_fp32_onnx_greedy": [
+                round(i - f, 2) for i, f in zip(wer["onnx_int8_frontend_int8"], wer["onnx_fp32"])],
+            "threads": 1,
             "onnx_fp32_transcripts_identical_to_torch_fp32": identical,
         },
         "command": shlex.join([".venv/bin/python", "benchmarks/export_latency.py",

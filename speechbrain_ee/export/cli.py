@@ -21,6 +21,8 @@ def add_arguments(parser):
                         help="int8 weights (onnxruntime dynamic quantization of MatMul/Gemm)")
     parser.add_argument("--quantize-heads", action="store_true",
                         help="with --int8: quantize the CTC heads too (default: kept in float)")
+    parser.add_argument("--quantize-frontend", action="store_true",
+                        help="with --int8: quantize the front-end graph's input projection too (default: float)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     return parser
 
@@ -28,15 +30,16 @@ def add_arguments(parser):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     args = add_arguments(argparse.ArgumentParser(description=__doc__.split("\n")[0])).parse_args(argv)
-    if args.quantize_heads and not args.int8:
-        print("error: --quantize-heads goes with --int8", file=sys.stderr)
+    if (args.quantize_heads or args.quantize_frontend) and not args.int8:
+        print("error: --quantize-heads and --quantize-frontend go with --int8", file=sys.stderr)
         return 2
     from speechbrain_ee.export.onnx import export_model_dir
 
     print(f"exporting {args.model} -> {args.output} ({'int8' if args.int8 else 'fp32'})", file=sys.stderr)
     try:
         files = export_model_dir(args.model, args.output, int8=args.int8,
-                                 float_heads=not args.quantize_heads, overwrite=args.overwrite)
+                                 float_heads=not args.quantize_heads,
+                                 float_frontend=not args.quantize_frontend, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

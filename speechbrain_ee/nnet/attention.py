@@ -73,7 +73,7 @@ def rel_shift_view(scores, qlen=None):
     )
 
 
-def rel_shift_reshape(scores, qlen=None):
+def rel_shift_reshape(scores, qlen=None, padded=False):
     """:func:`rel_shift_view` written with flatten, slice and reshape only.
 
     Entry ``[i, j]`` of the ``(n, W)`` scores (``W = K + n - 1``) sits at
@@ -82,12 +82,16 @@ def rel_shift_reshape(scores, qlen=None):
     ``W - 1``: no copy in PyTorch, and ops (Reshape, Slice) that ONNX
     expresses, unlike ``as_strided``. One query row (``W - 1 < K``), and
     every input while tracing for an export (where the row count is not
-    known in advance), first gets a zero column on the right (one copy).
+    known in advance), needs a zero column on the right: a copy, unless the
+    caller computed the scores with it (``padded``).
 
     Arguments
     ---------
     scores, qlen
         As :func:`rel_shift_view`.
+    padded : bool
+        ``scores`` already end with a zero column, ``(..., n, K + n)``
+        (cheaper: pad the position keys before the product).
 
     Returns
     -------
@@ -102,20 +106,26 @@ def rel_shift_reshape(scores, qlen=None):
     True
     >>> rel_shift_reshape(torch.arange(3.0).view(1, 3), qlen=3)
     tensor([[0., 1., 2.]])
+    >>> torch.equal(rel_shift_reshape(torch.nn.functional.pad(scores, (0, 1)), padded=True),
+    ...             rel_shift_view(scores))
+    True
     """
     rows, width = scores.shape[-2:]
     klen = rows if qlen is None else qlen
     tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
-    if not tracing and width != klen + rows - 1:
+    if not tracing and width != klen + rows - 1 + int(padded):
         raise ValueError(
             f"position scores of shape {tuple(scores.shape)}: expected (..., n, {klen} + n - 1)"
+            + (" + 1 (padded)" if padded else "")
         )
-    if tracing or rows < 2:
+    # entry [i, j] sits at (n - 1) + i * stride + j, stride = W (the row length less one)
+    stride = width - 1
+    if not padded and (tracing or rows < 2):
         scores = torch.nn.functional.pad(scores, (0, 1))
-        width = width + 1
+        stride = width
     outer = scores.shape[:-2]
-    flat = scores.reshape(*outer, -1)[..., rows - 1:rows - 1 + rows * (width - 1)]
-    return flat.reshape(*outer, rows, width - 1)[..., :klen]
+    flat = scores.reshape(*outer, -1)[..., rows - 1:rows - 1 + rows * stride]
+    return flat.reshape(*outer, rows, stride)[..., :klen]
 
 
 class PositionTables:
@@ -316,7 +326,9 @@ class FastRelPosMHAXL(RelPosMHAXL):
         then holds for any length)."""
         bsz, heads, qlen, _ = q_v.shape
         if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
-            scores = rel_shift_reshape(torch.matmul(q_v, p_k), qlen)
+            # the zero column goes on the keys (H, d, 2T-1), not on the scores (B, H, T, 2T-1)
+            scores = rel_shift_reshape(torch.matmul(q_v, torch.nn.functional.pad(p_k, (0, 1))), qlen,
+                                       padded=True)
             return scores if padding is None else scores + padding
         scores = q_v.new_empty(bsz, heads, qlen, qlen)
         for start in range(0, qlen, self.block_rows):

@@ -201,6 +201,8 @@ def test_rel_shift_reshape_equals_strided_view_without_copy(rows, klen):
     assert torch.equal(shifted, rel_shift_view(scores, klen))
     if rows > 1:  # a view of the scores: no copy
         assert shifted.untyped_storage().data_ptr() == scores.untyped_storage().data_ptr()
+    padded = torch.nn.functional.pad(scores, (0, 1))  # scores computed with a zero key column
+    assert torch.equal(rel_shift_reshape(padded, klen, padded=True), shifted)
     with pytest.raises(ValueError, match="expected"):
         rel_shift_reshape(scores[..., 1:], klen)
 
