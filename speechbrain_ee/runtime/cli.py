@@ -19,7 +19,7 @@ import sys
 import time
 
 from speechbrain_ee.runtime.evaluation import exit_word_error_rates
-from speechbrain_ee.runtime.model import DeploymentError, EarlyExitRuntime
+from speechbrain_ee.runtime.model import DeploymentError, EarlyExitRuntime, Result
 from speechbrain_ee.runtime.selectors import SELECTORS
 
 
@@ -99,8 +99,6 @@ def main(argv=None):
         try:
             result = runtime.transcribe_file(path, args.exit, args.selector, args.value)
         except DeploymentError as err:
-            from speechbrain_ee.runtime.model import Result
-
             result, failed = Result(None, None, None, str(path), str(err)), failed + 1
             print(f"error: {err}", file=sys.stderr)
         _write(result, args.format)
