@@ -142,12 +142,13 @@ class EarlyExitRuntime:
         return (outputs[0], pos_embs), outputs[1][0]
 
     def decode(self, log_probs):
-        """Transcript of one exit's log-posteriors."""
+        """Transcript of one exit's log-posteriors: words separated by one
+        space (a trailing word-boundary piece decodes to nothing)."""
         if self.beam_size:
             tokens = ctc_prefix_beam(log_probs, self.blank_index, self.beam_size)
         else:
             tokens = ctc_greedy(log_probs, self.blank_index)
-        return self.tokenizer.decode_ids(tokens)
+        return " ".join(self.tokenizer.decode_ids(tokens).split())
 
     @property
     def decoding(self):
