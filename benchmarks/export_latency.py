@@ -22,7 +22,9 @@ to an fp32 and an int8 deployment folder:
   :func:`~speechbrain_ee.nnet.attention.rel_shift_reshape` (the exportable
   shift, in use) and with the former ``as_strided`` view
   (:func:`~speechbrain_ee.nnet.attention.rel_shift_view`), interleaved with
-  the others, and the largest difference of their log-posteriors;
+  the others, and the largest difference of their log-posteriors; and the
+  12-layer stack alone with each shift, alternated run by run
+  (``rel_shift_encoder_stack``, the fair comparison);
 * the runtime's **numpy filterbank** against SpeechBrain's ``Fbank``: the
   largest difference (dB) on the audio, and both times (``features_ms``);
 * **peak RSS** (``ru_maxrss`` of a child process) of
@@ -151,6 +153,42 @@ def peak_rss_mb(folder, wav_path, threads):
     return round(int(out[0]) / 1024, 1), out[1]
 
 
+def paired_shift_timing(model, wav_frames, reps, warmup):
+    """Median ms of the encoder's layer stack on ``(1, T, d)`` with the
+    exportable shift and with the former strided view, alternated run by run
+    (which goes first alternates too), and the median of their ratio."""
+    encoder = model.encoder
+    x = torch.randn(1, wav_frames, encoder.layers[0].mha_layer.embed_dim)
+    pos = encoder.positional_encoding(x)
+    reshape, strided = attention.rel_shift_reshape, (lambda s, q=None: attention.rel_shift_view(s, q))
+
+    def stack():
+        hidden = x
+        for layer in encoder.layers:
+            hidden, _ = layer(hidden, src_key_padding_mask=None, pos_embs=pos)
+
+    times = {"reshape": [], "strided_view": []}
+    try:
+        with torch.inference_mode():
+            for rep in range(warmup + reps):
+                order = ["reshape", "strided_view"] if rep % 2 else ["strided_view", "reshape"]
+                for name in order:
+                    attention.rel_shift_reshape = reshape if name == "reshape" else strided
+                    begin = time.perf_counter()
+                    stack()
+                    if rep >= warmup:
+                        times[name].append(time.perf_counter() - begin)
+    finally:
+        attention.rel_shift_reshape = reshape
+    return {
+        "frames": wav_frames,
+        "stack_ms_reshape": round(1000 * statistics.median(times["reshape"]), 2),
+        "stack_ms_strided_view": round(1000 * statistics.median(times["strided_view"]), 2),
+        "reshape_vs_strided_paired": round(statistics.median(
+            a / b for a, b in zip(times["reshape"], times["strided_view"])), 4),
+    }
+
+
 def progress(message):
     print(f"[export_latency] {message}", file=sys.stderr, flush=True)
 
@@ -252,6 +290,8 @@ def main(argv=None):
         table["torch_int8_vs_torch_fp32_by_exit"] = [
             round(a / b, 4) for a, b in zip(table["torch_int8"]["median_ms_by_exit"],
                                             table["torch_fp32"]["median_ms_by_exit"])]
+        table["rel_shift_encoder_stack"] = paired_shift_timing(
+            model, new.shape[1], max(2 * args.reps, 20), args.warmup)
         table["rel_shift"] = {
             "top_exit_ms_reshape": table["torch_fp32"]["median_ms_by_exit"][-1],
             "top_exit_ms_strided_view": round(1000 * medians["torch_fp32_strided_shift/top"], 2),
