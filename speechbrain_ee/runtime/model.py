@@ -75,9 +75,13 @@ class EarlyExitRuntime:
         Default selector (else the folder's, else the last exit).
     verify : bool
         Check the sha256 of every file first.
+    spin : bool
+        Let onnxruntime's worker threads busy-wait between operators (faster
+        on an otherwise idle multi-core device; off by default: on a shared
+        or battery-powered CPU the spinning threads take cores from others).
     """
 
-    def __init__(self, folder, threads=1, beam_size=0, selector=None, verify=True):
+    def __init__(self, folder, threads=1, beam_size=0, selector=None, verify=True, spin=False):
         self.folder = str(folder)
         if not os.path.isfile(os.path.join(self.folder, DEPLOYMENT_FILE)):
             raise DeploymentError(f"not a deployment folder (no {DEPLOYMENT_FILE}): {self.folder}")
@@ -95,6 +99,7 @@ class EarlyExitRuntime:
         if len(self.segment_files) != len(self.exit_layers):
             raise DeploymentError(f"{DEPLOYMENT_FILE} of {self.folder}: one segment per exit expected")
         self.threads = int(threads)
+        self.spin = bool(spin)
         self.beam_size = int(beam_size)
         self.fbank = NumpyFbank.load(os.path.join(self.folder, "features.npz"))
         self.tokenizer = sentencepiece.SentencePieceProcessor(
@@ -114,6 +119,7 @@ class EarlyExitRuntime:
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = self.threads
             options.inter_op_num_threads = 1
+            options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
             path = os.path.join(self.folder, name)
             try:
                 self._sessions[name] = onnxruntime.InferenceSession(
