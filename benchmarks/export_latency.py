@@ -45,8 +45,14 @@ to an fp32 and an int8 deployment folder:
 The last line printed is the JSON result.
 """
 
-import glob
 import os
+
+# numpy's BLAS (the runtime's mel product) on one thread: its idle worker
+# threads otherwise busy-wait after each call and take a core from the next
+# task of the round-robin (PyTorch at 2 threads ran ~100 ms at every exit)
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import glob
 import resource
 import shlex
 import statistics
@@ -381,6 +387,7 @@ def main(argv=None):
         "command": shlex.join([".venv/bin/python", "benchmarks/export_latency.py",
                                *(argv if argv is not None else sys.argv[1:])]),
         "machine": {**machine_info(), "onnxruntime": __import__("onnxruntime").__version__},
+        "env": {k: os.environ.get(k) for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")},
         "loadavg_before": [round(x, 2) for x in load_before],
         "loadavg_after": [round(x, 2) for x in os.getloadavg()],
         "wall_s": round(time.time() - started, 1),
