@@ -14,7 +14,9 @@ numerics (float rounding aside) but
   additive ``attn_mask`` carries the position scores and the masks;
 * computes the position scores in row blocks that each multiply only the
   band of relative positions they need (about 0.6 of the ``T x (2T-1)``
-  product at ``T = 250``) and realigns them with a zero-copy strided view;
+  product at ``T = 250``) and realigns them with a zero-copy
+  flatten/slice/reshape (:func:`rel_shift_reshape`: ops ONNX expresses,
+  so the layer exports; while exporting, one block covers all rows);
 * without autograd (inference), reuses the projected position table
   ``linear_pos(pos_embs)`` while the weights and the position embeddings are
   unchanged (shorter inputs reuse the centre of a longer table; see
@@ -71,6 +73,61 @@ def rel_shift_view(scores, qlen=None):
     )
 
 
+def rel_shift_reshape(scores, qlen=None, padded=False):
+    """:func:`rel_shift_view` written with flatten, slice and reshape only.
+
+    Entry ``[i, j]`` of the ``(n, W)`` scores (``W = K + n - 1``) sits at
+    ``(n - 1) + i (W - 1) + j`` of the flattened rows, so the realigned
+    scores are a slice of the flattened tensor read with row length
+    ``W - 1``: no copy in PyTorch, and ops (Reshape, Slice) that ONNX
+    expresses, unlike ``as_strided``. One query row (``W - 1 < K``), and
+    every input while tracing for an export (where the row count is not
+    known in advance), needs a zero column on the right: a copy, unless the
+    caller computed the scores with it (``padded``).
+
+    Arguments
+    ---------
+    scores, qlen
+        As :func:`rel_shift_view`.
+    padded : bool
+        ``scores`` already end with a zero column, ``(..., n, K + n)``
+        (cheaper: pad the position keys before the product).
+
+    Returns
+    -------
+    torch.Tensor
+        ``(..., n, K)``, equal to :func:`rel_shift_view` (a view when ``n > 1``
+        and ``scores`` is contiguous).
+
+    Example
+    -------
+    >>> scores = torch.arange(15.0).view(3, 5)
+    >>> torch.equal(rel_shift_reshape(scores), rel_shift_view(scores))
+    True
+    >>> rel_shift_reshape(torch.arange(3.0).view(1, 3), qlen=3)
+    tensor([[0., 1., 2.]])
+    >>> torch.equal(rel_shift_reshape(torch.nn.functional.pad(scores, (0, 1)), padded=True),
+    ...             rel_shift_view(scores))
+    True
+    """
+    rows, width = scores.shape[-2:]
+    klen = rows if qlen is None else qlen
+    tracing = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+    if not tracing and width != klen + rows - 1 + int(padded):
+        raise ValueError(
+            f"position scores of shape {tuple(scores.shape)}: expected (..., n, {klen} + n - 1)"
+            + (" + 1 (padded)" if padded else "")
+        )
+    # entry [i, j] sits at (n - 1) + i * stride + j, stride = W (the row length less one)
+    stride = width - 1
+    if not padded and (tracing or rows < 2):
+        scores = torch.nn.functional.pad(scores, (0, 1))
+        stride = width
+    outer = scores.shape[:-2]
+    flat = scores.reshape(*outer, -1)[..., rows - 1:rows - 1 + rows * stride]
+    return flat.reshape(*outer, rows, stride)[..., :klen]
+
+
 class PositionTables:
     """Canonical copies of the relative position embeddings seen at inference.
 
@@ -109,6 +166,36 @@ class PositionTables:
             table, offset = pos_embs.clone(), 0
         self._last[group] = (weakref.ref(pos_embs), version, table, offset)
         return table, offset
+
+
+def weight_key(linear):
+    """``(key, owner)`` identifying the current weights of ``linear`` for a
+    cache: a float ``nn.Linear`` by its weight's storage and version, a
+    dynamically quantized one (``torch.ao.nn.quantized.dynamic.Linear``,
+    whose ``weight`` is a method) by its packed parameters, which quantizing
+    or loading weights replaces (``owner`` keeps them alive so that their id
+    stays theirs). ``key`` is None when the weights cannot be tracked
+    (inference tensors): do not cache.
+
+    Example
+    -------
+    >>> linear = torch.nn.Linear(4, 4)
+    >>> key, _ = weight_key(linear)
+    >>> with torch.no_grad():
+    ...     _ = linear.weight.add_(1)
+    >>> weight_key(linear)[0] != key
+    True
+    >>> q = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear})
+    >>> weight_key(q[0])[0][0]
+    'packed'
+    """
+    weight = linear.weight
+    if isinstance(weight, torch.Tensor):
+        if weight.is_inference():
+            return None, None
+        return (weight.data_ptr(), weight._version, weight.device, weight.dtype), None
+    packed = linear._packed_params._packed_params
+    return ("packed", id(packed)), packed
 
 
 #: shared by all :class:`FastRelPosMHAXL` modules
@@ -218,30 +305,36 @@ class FastRelPosMHAXL(RelPosMHAXL):
 
     def _position_keys(self, pos_embs):
         """Projected, scaled position table; cached when autograd is off,
-        keyed on the weight (storage and version) and on the canonical copy
-        of the embeddings (see :class:`PositionTables`), so updated weights
-        or other embeddings are never served stale."""
-        weight = self.linear_pos.weight
-        if torch.is_grad_enabled() or not self.cache_positions or weight.is_inference():
+        keyed on the weight (see :func:`weight_key`) and on the canonical
+        copy of the embeddings (see :class:`PositionTables`), so updated
+        weights or other embeddings are never served stale."""
+        key, owner = weight_key(self.linear_pos)
+        if (torch.is_grad_enabled() or not self.cache_positions or key is None
+                or torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
             return self._project_positions(pos_embs)
         table, offset = POSITION_TABLES.lookup(pos_embs)
-        key = (weight.data_ptr(), weight._version, weight.device, weight.dtype)
         cache = self._position_cache
         if cache is None or cache[0] != key or cache[1] is not table:
-            cache = self._position_cache = (key, table, self._project_positions(table))
+            cache = self._position_cache = (key, table, self._project_positions(table), owner)
         return cache[2][..., offset:offset + pos_embs.shape[1]]
 
     def _position_scores(self, q_v, p_k, padding=None):
         """Realigned position scores (B, H, T, T) plus the additive key
         ``padding`` (B, 1, 1, T): entry ``[i, j]`` is ``q_v[i] . p_k[:, T-1-i+j]``,
         computed block of rows by block of rows on the band of relative
-        positions each block needs."""
+        positions each block needs (one block while exporting: the graph
+        then holds for any length)."""
         bsz, heads, qlen, _ = q_v.shape
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            # the zero column goes on the keys (H, d, 2T-1), not on the scores (B, H, T, 2T-1)
+            scores = rel_shift_reshape(torch.matmul(q_v, torch.nn.functional.pad(p_k, (0, 1))), qlen,
+                                       padded=True)
+            return scores if padding is None else scores + padding
         scores = q_v.new_empty(bsz, heads, qlen, qlen)
         for start in range(0, qlen, self.block_rows):
             stop = min(start + self.block_rows, qlen)
             band = p_k[..., qlen - stop:2 * qlen - 1 - start]  # (H, d, T + n - 1)
-            block = rel_shift_view(torch.matmul(q_v[:, :, start:stop], band), qlen)
+            block = rel_shift_reshape(torch.matmul(q_v[:, :, start:stop], band), qlen)
             if padding is None:
                 scores[:, :, start:stop] = block
             elif torch.is_grad_enabled():  # out= does not support autograd

@@ -7,7 +7,12 @@ import torch
 from speechbrain.nnet.attention import RelPosEncXL, RelPosMHAXL
 
 from speechbrain_ee.nnet import EarlyExitConformerEncoder, MaskedConvFrontEnd
-from speechbrain_ee.nnet.attention import FastRelPosMHAXL, PositionTables, rel_shift_view
+from speechbrain_ee.nnet.attention import (
+    FastRelPosMHAXL,
+    PositionTables,
+    rel_shift_reshape,
+    rel_shift_view,
+)
 
 ATOL = 1e-5
 
@@ -187,3 +192,82 @@ def test_position_tables_check_values_once_and_follow_in_place_changes():
     pos.mul_(2.0)  # changed in place: compared again, new table
     new_table, _ = tables.lookup(pos)
     assert new_table is not table and torch.equal(new_table, pos)
+
+
+@pytest.mark.parametrize("rows, klen", [(1, 1), (1, 7), (2, 2), (5, 11), (16, 16), (64, 250)])
+def test_rel_shift_reshape_equals_strided_view_without_copy(rows, klen):
+    scores = torch.randn(2, 3, rows, klen + rows - 1)
+    shifted = rel_shift_reshape(scores, klen)
+    assert torch.equal(shifted, rel_shift_view(scores, klen))
+    if rows > 1:  # a view of the scores: no copy
+        assert shifted.untyped_storage().data_ptr() == scores.untyped_storage().data_ptr()
+    padded = torch.nn.functional.pad(scores, (0, 1))  # scores computed with a zero key column
+    assert torch.equal(rel_shift_reshape(padded, klen, padded=True), shifted)
+    with pytest.raises(ValueError, match="expected"):
+        rel_shift_reshape(scores[..., 1:], klen)
+
+
+def test_rel_shift_reshape_onnx_export_any_length(tmp_path):
+    """The shift exports (no as_strided) and the graph holds for other lengths."""
+    ort = pytest.importorskip("onnxruntime")
+
+    class Shift(torch.nn.Module):
+        def forward(self, scores):
+            return rel_shift_reshape(scores, scores.shape[-2])
+
+    path = str(tmp_path / "shift.onnx")
+    torch.onnx.export(Shift(), (torch.randn(1, 2, 6, 11),), path, input_names=["s"], output_names=["o"],
+                      dynamic_axes={"s": {2: "n", 3: "w"}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for rows in (1, 2, 9):
+        scores = torch.randn(1, 2, rows, 2 * rows - 1)
+        (out,) = session.run(None, {"s": scores.numpy()})
+        assert torch.equal(torch.from_numpy(out), rel_shift_view(scores))
+
+
+def test_onnx_export_of_attention_matches_pytorch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    fast, _ = attention_pair(block_rows=64)
+
+    class SelfAttention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mha = fast
+
+        def forward(self, x, pos):
+            return self.mha(x, x, x, pos)[0]
+
+    x, pos, _ = inputs(batch=1, time=11, lengths=(11,))
+    path = str(tmp_path / "mha.onnx")
+    with torch.no_grad():
+        torch.onnx.export(SelfAttention(), (x, pos), path, input_names=["x", "pos"], output_names=["y"],
+                          dynamic_axes={"x": {1: "t"}, "pos": {1: "p"}}, opset_version=17, dynamo=False)
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    for time in (3, 11, 30):  # other lengths than the traced one
+        x = torch.randn(1, time, 32)
+        pos = RelPosEncXL(32)(x)
+        with torch.no_grad():
+            expected = fast(x, x, x, pos)[0]
+        (out,) = session.run(None, {"x": x.numpy(), "pos": pos.numpy()})
+        torch.testing.assert_close(torch.from_numpy(out), expected, atol=ATOL, rtol=0)
+
+
+def test_position_cache_works_with_quantized_linears():
+    """torch.ao dynamic quantization turns linear_pos.weight into a method;
+    the cache then follows the packed parameters."""
+    fast, _ = attention_pair()
+    x, pos, padding = inputs()
+    quantized = torch.ao.quantization.quantize_dynamic(
+        torch.nn.ModuleDict({"mha": fast}), {torch.nn.Linear}, torch.qint8)["mha"]
+    assert callable(quantized.linear_pos.weight)
+    with torch.no_grad():
+        expected = fast(x, x, x, pos, key_padding_mask=padding)[0]
+        first = quantized(x, x, x, pos, key_padding_mask=padding)[0]
+        again = quantized(x, x, x, pos, key_padding_mask=padding)[0]  # from the cache
+        torch.testing.assert_close(first, expected, atol=0.05, rtol=0.05)
+        assert torch.equal(first, again)
+        packed = quantized.linear_pos._packed_params
+        packed.set_weight_bias(torch.quantize_per_tensor(
+            -quantized.linear_pos.weight().dequantize(), 0.01, 0, torch.qint8), None)
+        flipped = quantized(x, x, x, pos, key_padding_mask=padding)[0]  # new weights: recomputed
+    assert not torch.allclose(flipped, first)
