@@ -65,15 +65,15 @@ import numpy
 import soundfile
 import torch
 
-from speechbrain_ee.benchmarking import benchmark_parser, emit_result, parse_benchmark_args
+from benchmarking import benchmark_parser, emit_result, parse_benchmark_args
 from speechbrain_ee.decoding import greedy_transcripts
-from speechbrain_ee.evaluate import load_model_dir
+from speechbrain_ee.checkpoints import load_model_dir
 from speechbrain_ee.export.onnx import export_model_dir, quantize_torch_model
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.nnet import attention
 from speechbrain_ee.runtime import EarlyExitRuntime
 from speechbrain_ee.runtime.evaluation import exit_word_error_rates
-from speechbrain_ee.summarize import machine_info
+from speechbrain_ee.machine import machine_info
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -486,3 +486,30 @@ def _fsync(path):
         pass
     finally:
         os.close(fd)
+
+
+def load_model_dir(model_dir):
+    """Loads ``hyperparams.yaml`` of an exported model directory and its
+    parameters (the files verified against ``checksums.sha256``).
+
+    Arguments
+    ---------
+    model_dir : str
+        Directory with ``hyperparams.yaml``, ``model.yaml`` and checkpoints.
+
+    Returns
+    -------
+    dict
+        The loaded hparams, parameters in place.
+    """
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_path = os.path.join(model_dir, "hyperparams.yaml")
+    if not os.path.isfile(hparams_path):
+        raise FileNotFoundError(f"not a model directory (no hyperparams.yaml): {model_dir}")
+    with open(hparams_path) as handle:
+        hparams = load_hyperpyyaml(handle, {"pretrained_path": os.path.abspath(model_dir)})
+    pretrainer = hparams["pretrainer"]
+    pretrainer.collect_files()
+    pretrainer.load_collected()
+    return hparams

@@ -16,6 +16,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 LAYERS = {
     "nnet": 0,          # the networks: nothing of the package but nnet itself
     "data": 0,          # corpora, manifests, audio
+    "runtime": 0,       # the torch-free ONNX runtime: nothing of the package but itself
     "utils": 0,         # checkpoints, time budget, tokenizers, plotting
     "losses": 1,
     "features": 1,
@@ -34,7 +35,7 @@ LAYERS = {
 #: module that sits apart from its package) -> layer; a module not listed
 #: here fails the test: classify it.
 MODULE_LAYERS = {
-    "nnet": "nnet", "data": "data",
+    "nnet": "nnet", "data": "data", "runtime": "runtime",
     "checkpoints": "utils", "time_budget": "utils", "machine": "utils", "tokenizers": "utils", "plotting": "utils",
     "losses": "losses", "features": "features",
     "decoding": "decoding", "aed_decoding": "decoding",

@@ -362,7 +362,7 @@ def export_model_dir(model_dir, folder, int8=False, float_heads=True, float_fron
     """Exports the model directory ``model_dir`` (as
     ``speechbrain_ee.recipe.export_pretrained`` writes it) to ``folder``;
     its calibrated ``selector.yaml`` (if any) becomes the default selector."""
-    from speechbrain_ee.evaluate import load_model_dir
+    from speechbrain_ee.checkpoints import load_model_dir
     from speechbrain_ee.selection.calibrate import CALIBRATION_FILE, load_selector
 
     hparams = load_model_dir(model_dir)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from speechbrain_ee.decoding import greedy_transcripts
-from speechbrain_ee.evaluate import load_model_dir
+from speechbrain_ee.checkpoints import load_model_dir
 from speechbrain_ee.export.onnx import export_model_dir
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.runtime import EarlyExitRuntime
