@@ -65,16 +65,24 @@ class EarlyExitASR(Pretrained):
         self.default_selector = selector if selector is not None else getattr(self.hparams, "selector", None)
 
     @classmethod
-    def from_hparams(cls, source, hparams_file="hyperparams.yaml", overrides=None, **kwargs):
-        """Loads a local model directory (see
-        :meth:`Pretrained.from_hparams`); ``pretrained_path`` is set to it and
-        a calibrated ``selector.yaml`` found there becomes the default selector."""
+    def from_hparams(cls, source, hparams_file="hyperparams.yaml", overrides=None, savedir=None, **kwargs):
+        """Loads an exported model (see :meth:`Pretrained.from_hparams`) from
+        a local directory, or from a remote source (a HuggingFace id or an
+        URL) through SpeechBrain's fetching: its files (:data:`MODEL_FILES`,
+        the optional ones when present) are fetched into ``savedir`` first.
+        ``pretrained_path`` is set to the folder holding them, and a calibrated
+        ``selector.yaml`` there becomes the default selector."""
         source = str(source)
-        if not os.path.isfile(os.path.join(source, hparams_file)):
-            raise FileNotFoundError(f"not a model directory (no {hparams_file}): {source}")
-        overrides = {"pretrained_path": os.path.abspath(source), **(overrides or {})}
-        asr = super().from_hparams(source, hparams_file=hparams_file, overrides=overrides, **kwargs)
-        calibrated = os.path.join(source, CALIBRATION_FILE)
+        if os.path.isdir(source):
+            folder = source
+            if not os.path.isfile(os.path.join(folder, hparams_file)):
+                raise FileNotFoundError(f"not a model directory (no {hparams_file}): {source}")
+        else:
+            folder = fetch_model_files(source, hparams_file, savedir)
+        overrides = {"pretrained_path": os.path.abspath(folder), **(overrides or {})}
+        asr = super().from_hparams(folder, hparams_file=hparams_file, overrides=overrides, savedir=savedir,
+                                   **kwargs)
+        calibrated = os.path.join(folder, CALIBRATION_FILE)
         if asr.default_selector is None and os.path.isfile(calibrated):
             asr.default_selector = load_selector(calibrated)
             logger.info("default exit selector from %s: %r", calibrated, asr.default_selector)
@@ -316,3 +324,30 @@ class EarlyExitASR(Pretrained):
     def forward(self, wavs, wav_lens=None):
         """Same as :meth:`encode_batch` (as ``EncoderASR``)."""
         return self.encode_batch(wavs, wav_lens)
+
+
+#: The files of an exported model directory: (name, required).
+MODEL_FILES = (
+    ("model.yaml", True), ("model.ckpt", True), ("tokenizer.model", True), ("normalize.ckpt", False),
+    ("lm.yaml", False), ("lm.ckpt", False), ("lexicon.txt", False), (CALIBRATION_FILE, False),
+    ("checksums.sha256", False),
+)
+
+
+def fetch_model_files(source, hparams_file="hyperparams.yaml", savedir=None):
+    """Fetches an exported model's files from a remote ``source`` (a
+    HuggingFace id such as ``org/model``, or an URL) into ``savedir``
+    (default: ``pretrained_models/<source>``) with SpeechBrain's ``fetch``;
+    returns that folder. A missing required file is a ``FileNotFoundError``
+    naming it."""
+    from speechbrain.utils.fetching import fetch
+
+    folder = savedir or os.path.join("pretrained_models", source.replace("/", "_"))
+    for name, required in ((hparams_file, True),) + MODEL_FILES:
+        try:
+            fetch(name, source, folder)
+        except Exception as err:  # HF raises its own errors for absent files
+            if required:
+                raise FileNotFoundError(f"cannot fetch {name} of the model {source}: {err}") from err
+            logger.debug("%s has no %s (%s)", source, name, err)
+    return folder

@@ -40,9 +40,9 @@ from speechbrain_ee.selection.calibrate import (
     save_selector,
 )
 from speechbrain_ee.selection.selectors import make_selector
+from speechbrain_ee.inference.exit_table import decode_manifest
 from speechbrain_ee.selection.sweep import (
     ExitTable,
-    decode_manifest,
     lowest_wer_within,
     operating_point,
     simulate,

@@ -192,3 +192,39 @@ def test_recognize_every_exit_matches_fixed_exits(asr, audio):
     assert len(every) == len(asr.exit_layers)
     for exit_index, texts in enumerate(every):
         assert texts == [r.text for r in asr.recognize_batch(padded, lens, exit=exit_index)]
+
+
+def test_from_hparams_fetches_a_remote_source(model_dir, tmp_path, monkeypatch):
+    """A hub id goes through SpeechBrain's fetch (simulated here: no network)."""
+    import shutil
+
+    import speechbrain.utils.fetching as fetching
+
+    asked = []
+
+    def fake_fetch(filename, source, savedir=None, **kwargs):
+        asked.append((filename, source))
+        path = pathlib.Path(model_dir) / filename
+        if not path.is_file():
+            raise ValueError(f"{source}/{filename} not found")
+        pathlib.Path(savedir).mkdir(parents=True, exist_ok=True)
+        return shutil.copy(path, pathlib.Path(savedir) / filename)
+
+    monkeypatch.setattr(fetching, "fetch", fake_fetch)
+    remote = EarlyExitASR.from_hparams("org/tiny-ee", savedir=str(tmp_path / "fetched"))
+    assert ("hyperparams.yaml", "org/tiny-ee") in asked and ("model.ckpt", "org/tiny-ee") in asked
+    assert remote.exit_layers == [1, 2, 3, 4]
+    local = EarlyExitASR.from_hparams(model_dir, savedir=str(tmp_path / "local"))
+    wav = torch.randn(1, 16000) * 0.1
+    assert remote.transcribe_batch(wav)[0] == local.transcribe_batch(wav)[0]
+
+
+def test_from_hparams_names_a_missing_remote_file(tmp_path, monkeypatch):
+    import speechbrain.utils.fetching as fetching
+
+    def no_files(filename, source, savedir=None, **kwargs):
+        raise ValueError("404")
+
+    monkeypatch.setattr(fetching, "fetch", no_files)
+    with pytest.raises(FileNotFoundError, match="hyperparams.yaml of the model org/none"):
+        EarlyExitASR.from_hparams("org/none", savedir=str(tmp_path / "x"))

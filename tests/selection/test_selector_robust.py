@@ -19,7 +19,8 @@ from speechbrain_ee.selection.calibrate import (
 )
 from speechbrain_ee.selection.robust import main as robust_main
 from speechbrain_ee.selection.robust import save_tables, table_name
-from speechbrain_ee.selection.sweep import ExitTable, decode_exits, fixed_exit_wer_at, simulate
+from speechbrain_ee.inference.exit_table import decode_exits
+from speechbrain_ee.selection.sweep import ExitTable, fixed_exit_wer_at, simulate
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
