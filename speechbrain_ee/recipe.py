@@ -219,6 +219,7 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
     if "normalize" in hparams:
         hparams["normalize"]._save(os.path.join(folder, "normalize.ckpt"))
     shutil.copyfile(
+        hparams.get("tokenizer_file") or
         os.path.join(hparams["tokenizer_folder"], f"{hparams['vocab_size']}_{hparams['token_type']}.model"),
         os.path.join(folder, "tokenizer.model"),
     )
@@ -263,6 +264,48 @@ def export_pretrained(hparams, folder, model_yaml, lm_yaml=None):
         handle.write(text)
     write_checksums(folder)  # the loader verifies the exported files against it
     logger.info("exported the model for inference to %s", folder)
+
+
+def export_model(folder, model, tokenizer_file, model_yaml, arch=None, normalize=None, sample_rate=16000,
+                 test_beam_size=0, export_dtype="float32"):
+    """Exports a model trained anywhere (your own SpeechBrain project: any
+    Brain, any data) as an inference directory that
+    :class:`~speechbrain_ee.inference.EarlyExitASR` loads: the package's
+    model (modules), its SentencePiece file and the architecture file it was
+    built from.
+
+    Arguments
+    ---------
+    folder : str
+        Destination directory.
+    model : EarlyExitCTC or EarlyExitAED
+        The trained model (unwrapped from DDP).
+    tokenizer_file : str
+        The SentencePiece ``.model`` file (the blank is the class after its pieces).
+    model_yaml : str
+        An architecture file defining ``compute_features``, ``normalize``
+        and ``model`` (e.g. ``hparams/conformer_ctc_small.yaml``).
+    arch : dict, optional
+        Values of that file's top-level keys the model was built with
+        (``d_model``, ``num_layers``, ``exit_layers``...).
+    normalize : InputNormalization, optional
+        The trained input statistics (filterbank models).
+    sample_rate : int
+        Of the audio the model was trained on.
+    test_beam_size : int
+        The CTC decoding the exported model uses by default (0: greedy).
+    export_dtype : str
+        ``float32`` or ``float16`` weights.
+    """
+    import sentencepiece
+
+    vocab_size = sentencepiece.SentencePieceProcessor(model_file=tokenizer_file).get_piece_size()
+    hparams = {**(arch or {}), "model": model, "tokenizer_file": tokenizer_file, "vocab_size": vocab_size,
+               "sample_rate": sample_rate, "test_beam_size": test_beam_size, "export_dtype": export_dtype}
+    if normalize is not None:
+        hparams["normalize"] = normalize
+    export_pretrained(hparams, folder, model_yaml)
+    return folder
 
 
 def add_lexicon(text, lexicon_file, oov_penalty, folder):

@@ -6,8 +6,8 @@ speechbrain_ee[runtime]``)::
 
     from speechbrain_ee.runtime import EarlyExitRuntime
     asr = EarlyExitRuntime("an4-onnx-int8")
-    asr.transcribe_file("a.wav").text            # the folder's selector
-    asr.transcribe_file("a.wav", exit=2)         # fixed exit (0-based)
+    asr.transcribe_file("a.wav")                 # text, the folder's selector
+    asr.recognize_file("a.wav", exit=2)          # Result: text, exit, depth
     asr.transcribe_file("a.wav", selector="entropy", value=0.01)
 
 Command line: ``python -m speechbrain_ee.runtime FOLDER a.wav b.wav``.

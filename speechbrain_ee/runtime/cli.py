@@ -97,7 +97,7 @@ def main(argv=None):
         print("path\ttext\texit_index\texit_layer\terror")
     for count, path in enumerate(paths, 1):
         try:
-            result = runtime.transcribe_file(path, args.exit, args.selector, args.value)
+            result = runtime.recognize_file(path, args.exit, args.selector, args.value)
         except DeploymentError as err:
             result, failed = Result(None, None, None, str(path), str(err)), failed + 1
             print(f"error: {err}", file=sys.stderr)

@@ -220,8 +220,12 @@ class EarlyExitRuntime:
             )
         return data.mean(axis=1)
 
-    def transcribe_file(self, path, exit=None, selector=None, value=None):
-        """Transcribes one audio file; returns a :class:`Result`."""
+    def recognize_file(self, path, exit=None, selector=None, value=None):
+        """Recognises one audio file; returns a :class:`Result` (text, exit, depth)."""
         result = self.transcribe_waveform(self.load_audio(path), exit, selector, value)
         result.path = str(path)
         return result
+
+    def transcribe_file(self, path, exit=None, selector=None, value=None):
+        """The transcript (str) of one audio file, as ``EarlyExitASR.transcribe_file``."""
+        return self.recognize_file(path, exit, selector, value).text

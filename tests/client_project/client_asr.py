@@ -28,6 +28,8 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.inference import EarlyExitASR
+from speechbrain_ee.recipe import export_model
 
 
 class ClientASR(sb.Brain):
@@ -138,10 +140,34 @@ def main(argv=None):
     else:
         wer = [brain.test_stats[f"WER_exit{layer}"] for layer in brain.exit_layers]
     rank = int(os.environ.get("RANK", 0))
+    result = {"rank": rank, "wer": wer, "weights": weights_fingerprint(brain.modules.model),
+              "lr": brain.optimizer.param_groups[0]["lr"]}
+    if sb.utils.distributed.if_main_process():
+        result["exported"] = export_and_transcribe(hparams, brain, tokenizer, datasets["test"])
     with open(os.path.join(hparams["output_folder"], f"rank{rank}.json"), "w") as handle:
-        json.dump({"rank": rank, "wer": wer, "weights": weights_fingerprint(brain.modules.model),
-                   "lr": brain.optimizer.param_groups[0]["lr"]}, handle)
+        json.dump(result, handle)
     return brain
+
+
+def export_and_transcribe(hparams, brain, tokenizer, test_set):
+    """Exports the trained model for ``EarlyExitASR`` and transcribes the
+    first test utterance with it at every exit (greedy, as the test stage)."""
+    model = getattr(brain.modules.model, "module", brain.modules.model)
+    folder = export_model(
+        os.path.join(hparams["output_folder"], "exported"), model,
+        os.path.join(hparams["save_folder"], "tokenizer", f"{hparams['vocab_size']}_char.model"),
+        hparams["export_arch_file"], arch=hparams["export_arch"], normalize=hparams["normalize"],
+    )
+    asr = EarlyExitASR.from_hparams(folder, savedir=os.path.join(hparams["output_folder"], "asr"))
+    wav = test_set.data[test_set.data_ids[0]]["wav"]
+    with torch.no_grad():
+        model.eval()
+        feats = hparams["normalize"](hparams["compute_features"](sb.dataio.dataio.read_audio(wav)[None]),
+                                     torch.ones(1))
+        log_probs, lens = model(feats, torch.ones(1))
+    here = [tokenizer.sp.decode_ids(seq) for seq in
+            (sb.decoders.ctc_greedy_decode(lp, lens, blank_id=hparams["blank_index"])[0] for lp in log_probs)]
+    return {"exported": [asr.transcribe_file(wav, exit=i) for i in range(len(log_probs))], "in_project": here}
 
 
 if __name__ == "__main__":

@@ -54,8 +54,8 @@ def check_run(brain, out, model, tmp_path, test_set="test"):
     row = next(csv.DictReader(open(out / "manifests" / f"{test_set}.csv")))
     if "start" in row:
         wav = load_audio_segment(row["wav"], row["start"], row["stop"])
-        results = [asr.transcribe_batch(wav[None], exit=i)[0] for i in range(len(exits))]
+        results = [asr.recognize_batch(wav[None], exit=i)[0] for i in range(len(exits))]
     else:
-        results = [asr.transcribe_file(row["wav"], exit=i) for i in range(len(exits))]
+        results = [asr.recognize_file(row["wav"], exit=i) for i in range(len(exits))]
     assert all(isinstance(r.text, str) for r in results)
     return report

@@ -14,7 +14,7 @@ def test_librispeech_conformer_ctc_recipe(librispeech_dir, tmp_path, monkeypatch
     report = check_run(brain, out, model, tmp_path, test_set="dev-clean-2")
     kept = report["splits"]["train"]["utterances"]
     assert kept < 96 and report["splits"]["train"]["skipped"] == {"longer than max_duration": 96 - kept}
-    assert brain.hparams.tokenizer.get_piece_size() == 40 and brain.rescorer.weights["transformerlm"] == 0.3
+    assert brain.hparams.tokenizer.get_piece_size() == 40 and brain.test_decoder.rescorer.weights["transformerlm"] == 0.3
     assert (model / "lm.ckpt").is_file()
 
 

@@ -58,7 +58,7 @@ def test_runtime_an4_int8_close_and_stops_at_the_exit(an4_files, fp32_folder, tm
     assert exit_word_error_rates(hyps, references)[-1] <= 5.0
     runtime = EarlyExitRuntime(int8)
     for path in an4_files:
-        result = runtime.transcribe_file(path, exit=2)
+        result = runtime.recognize_file(path, exit=2)
         assert (result.exit_index, result.layer) == (2, 6) and result.text
     assert runtime.run_counts == {name: len(an4_files) for name in
                                   ("frontend.onnx", "exit_0.onnx", "exit_1.onnx", "exit_2.onnx")}

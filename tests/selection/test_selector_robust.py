@@ -53,7 +53,7 @@ def test_robust_guarded_is_registered_and_stored():
 
 
 def test_robust_guarded_single_set_calibration_points_to_the_mix(capsys):
-    from speechbrain_ee.selection.calibrate import main as calibrate_main
+    from speechbrain_ee.cli.calibrate import main as calibrate_main
 
     assert calibrate_main(["--model", "m", "--csv", "dev.csv", "--selector", "guarded", "--target-wer", "10"]) == 2
     assert "speechbrain_ee.selection.robust" in capsys.readouterr().err
