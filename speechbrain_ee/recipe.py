@@ -154,7 +154,7 @@ def export_trained(argv=None):
     run to ``--pretrained_folder``, without training or testing again::
 
         cd recipes/AN4
-        python -m speechbrain_ee.recipe hparams/conformer_ee.yaml --data_folder=... \
+        sbee export hparams/conformer_ee.yaml --data_folder=... \
             --pretrained_folder=../../pretrained/an4-conformer-ctc-ee
 
     Takes the arguments of the run (same yaml and overrides, so the same
