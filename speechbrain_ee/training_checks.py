@@ -41,7 +41,7 @@ def check_number(name, value, minimum=None, maximum=None, integer=False, allow_n
 # key -> options of check_number; checked when the recipe sets the key
 RECIPE_NUMBERS = {
     "number_of_epochs": dict(minimum=1, integer=True),
-    "test_beam_size": dict(minimum=1, integer=True),
+    "test_beam_size": dict(minimum=0, integer=True),  # 0: greedy CTC
     "vocab_size": dict(minimum=1, integer=True),
     "num_layers": dict(minimum=1, integer=True),
     "avg_checkpoints": dict(minimum=1, integer=True),

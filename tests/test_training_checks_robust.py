@@ -32,7 +32,7 @@ def test_robust_encoder_rejects_fractional_exit_layer():
     ("ctc_weight", 1.5, "ctc_weight must be a finite number >= 0 and <= 1"),
     ("number_of_epochs", 0, "number_of_epochs must be an integer >= 1, got 0"),
     ("number_of_epochs", 2.5, "number_of_epochs must be an integer"),
-    ("test_beam_size", -1, "test_beam_size must be an integer >= 1, got -1"),
+    ("test_beam_size", -1, "test_beam_size must be an integer >= 0, got -1"),
 ])
 def test_robust_bad_numbers_name_the_key(key, value, message):
     with pytest.raises(ValueError, match=message.replace("[", r"\[")):
@@ -41,7 +41,7 @@ def test_robust_bad_numbers_name_the_key(key, value, message):
 
 @pytest.mark.parametrize("override, message", [
     ("--number_of_epochs=0", "number_of_epochs must be an integer >= 1, got 0"),
-    ("--test_beam_size=-1", "test_beam_size must be an integer >= 1, got -1"),
+    ("--test_beam_size=-1", "test_beam_size must be an integer >= 0, got -1"),
     ("--exit_layers=[1.5,2]", "exit_layers: layers must be whole numbers"),
 ])
 def test_robust_recipe_stops_at_start_up(tmp_path, override, message):
@@ -59,3 +59,7 @@ def test_robust_recipe_stops_at_start_up(tmp_path, override, message):
 def test_robust_inference_weights_rejected(kwargs):
     with pytest.raises(ValueError, match="must be a finite number >= 0"):
         rescoring_overrides(str(REPO / "pretrained" / "an4-conformer-ctc-ee"), **kwargs)
+
+
+def test_robust_greedy_test_decoding_is_accepted():
+    validate_recipe_hparams({"test_beam_size": 0, "number_of_epochs": 1})  # 0: greedy CTC at test
