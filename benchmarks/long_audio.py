@@ -47,6 +47,7 @@ import time
 import numpy
 import soundfile
 
+from benchmarking import emit_result  # noqa: E402 (benchmarks/ is on the path when run as a script)
 from speechbrain_ee.data.an4 import _read_split
 from speechbrain_ee.machine import machine_info
 
@@ -137,16 +138,6 @@ def run_worker(args, path, chunk_seconds):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def write_result(result, json_out):
-    if json_out:
-        os.makedirs(os.path.dirname(os.path.abspath(json_out)), exist_ok=True)
-        with open(json_out, "w") as handle:
-            json.dump(result, handle, indent=2)
-            handle.write("\n")
-    print(json.dumps(result))
-    return result
-
-
 def pause_grid(args, started):
     """WER of one concatenation of the utterances of ``args.pause_grid`` for
     each pause setting (default selector and last exit), and one by one."""
@@ -180,7 +171,7 @@ def pause_grid(args, started):
                 "wer_last_exit": wer([asr.recognize_batch(p[None], exit=last)[0].text for p in pieces]),
             })
             print(json.dumps(grid[-1]), file=sys.stderr)
-    return write_result({
+    return emit_result({
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "csv": args.pause_grid, "utterances": len(rows), "seconds": round(wav.shape[0] / 16000, 1),
         "one_by_one": {"wer_default_selector": wer([asr.recognize_batch(w[None])[0].text for w in wavs]),
@@ -250,7 +241,7 @@ def main(argv=None):
         "machine": machine_info(),
         "wall_s": round(time.time() - started, 1),
     }
-    return write_result(result, args.json_out)
+    return emit_result(result, args.json_out)
 
 
 if __name__ == "__main__":
