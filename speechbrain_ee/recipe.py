@@ -20,6 +20,7 @@ from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model, 
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.training_checks import check_number, validate_recipe_hparams
+from speechbrain_ee.warm_start import PARTS, warm_start
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ def run(argv=None):
     train, valid, tests = build_datasets(hparams)
     if "train_lm" in hparams:  # e.g. a transcript LM for the AED beam search
         hparams["train_lm"](hparams, run_opts)
+    if hparams.get("init_from"):  # a checkpoint recovered by fit() replaces these weights
+        warm_start(hparams["model"], hparams["init_from"], parts=hparams.get("init_parts", PARTS),
+                   normalize=hparams.get("normalize"), tokenizer=hparams["tokenizer"])
 
     brain = hparams["brain_class"](
         modules=hparams["modules"],

@@ -6,8 +6,10 @@ epoch or a crash after the whole training (``number_of_epochs: 0``,
 
 import math
 import numbers
+import os
 
 from speechbrain_ee.nnet.lengths import check_exit_layers
+from speechbrain_ee.warm_start import PARTS
 
 
 def check_number(name, value, minimum=None, maximum=None, integer=False, allow_none=False):
@@ -79,3 +81,27 @@ def validate_recipe_hparams(hparams):
             check_number(key, hparams[key], **options)
     if hparams.get("exit_layers") is not None:
         check_exit_layers(hparams["exit_layers"], hparams.get("num_layers"))
+    check_warm_start(hparams)
+
+
+def check_warm_start(hparams):
+    """``init_from`` (when set) is a directory holding ``model.ckpt`` and
+    ``init_parts`` names known parts: checked before any work, not after
+    the data preparation.
+
+    Example
+    -------
+    >>> check_warm_start({"init_from": None})
+    >>> check_warm_start({"init_from": "/no/such/model"})
+    Traceback (most recent call last):
+    ...
+    ValueError: init_from: no model.ckpt in /no/such/model (an exported model or a checkpoint directory)
+    """
+    source = hparams.get("init_from")
+    if source is None:
+        return
+    if not isinstance(source, str) or not os.path.isfile(os.path.join(source, "model.ckpt")):
+        raise ValueError(f"init_from: no model.ckpt in {source} (an exported model or a checkpoint directory)")
+    parts = hparams.get("init_parts", PARTS)
+    if not isinstance(parts, (list, tuple)) or not parts or set(parts) - set(PARTS):
+        raise ValueError(f"init_parts must be a non-empty list of {list(PARTS)}, got {parts!r}")

@@ -37,6 +37,7 @@ LAYERS = {
 MODULE_LAYERS = {
     "nnet": "nnet", "data": "data", "runtime": "runtime",
     "checkpoints": "utils", "time_budget": "utils", "machine": "utils", "tokenizers": "utils", "plotting": "utils",
+    "warm_start": "utils",
     "losses": "losses", "features": "features",
     "decoding": "decoding", "aed_decoding": "decoding",
     "selection": "selection", "inference": "inference", "brains": "brains",
