@@ -25,6 +25,7 @@ COMMANDS = {
     "attach-lexicon": ("speechbrain_ee.cli.attach_lexicon", "add a lexicon (N-best unknown-word penalty) to a model"),
     "demo": ("speechbrain_ee.cli.demo", "zero-download demo: synthetic corpus, CPU training, WER per exit"),
     "summarize": ("speechbrain_ee.cli.summarize", "turn a finished recipe run into a results JSON record"),
+    "compare": ("speechbrain_ee.cli.compare", "early-exit vs single-exit table (WER per depth) from run records"),
 }
 
 

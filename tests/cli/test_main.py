@@ -8,7 +8,7 @@ import pytest
 from speechbrain_ee.cli.main import COMMANDS, main
 
 EXPECTED = ["train", "export", "evaluate", "transcribe", "curves", "calibrate", "attach-lm", "attach-lexicon",
-            "demo", "summarize"]
+            "demo", "summarize", "compare"]
 
 
 def test_help_lists_every_subcommand(capsys):
