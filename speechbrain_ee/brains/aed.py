@@ -49,6 +49,14 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     )
     REQUIRED_HPARAMS = EarlyExitCTCBrain.REQUIRED_HPARAMS + ("bos_index", "eos_index")
 
+    def check_contract(self):
+        """The CTC Brain's checks; ``concat_augment`` is refused (the decoder
+        inputs and targets are not joined)."""
+        super().check_contract()
+        if self.option("concat_augment") is not None:
+            raise ValueError("concat_augment: the AED Brain does not join its decoder inputs/targets "
+                             "(use it with EarlyExitCTCBrain)")
+
     def batch_keys(self, stage):
         """The CTC Brain's keys plus the decoder's inputs and targets."""
         return super().batch_keys(stage) + [self.option("tokens_bos_key"), self.option("tokens_eos_key")]

@@ -64,6 +64,8 @@ class EarlyExitCTCBrain(sb.Brain):
         BrainOption("compute_features", None, "features of the waveforms (Fbank); None: waveform models"),
         BrainOption("wav_augment", None, "training-time waveform Augmenter"),
         BrainOption("fea_augment", None, "training-time feature Augmenter"),
+        BrainOption("concat_augment", None, "training: joins utterance pairs and their labels before "
+                    "wav_augment (speechbrain_ee.data.concat.ConcatUtterances)"),
         BrainOption("exit_weights", None, "per-exit loss weights (default: all 1, Eq. 2)"),
         BrainOption("lr_annealing", None, "learning-rate scheduler, step- or epoch-level"),
         BrainOption("lr_annealing_metric", "loss", "validation statistic an epoch-level scheduler reads"),
@@ -139,6 +141,9 @@ class EarlyExitCTCBrain(sb.Brain):
     def batch_inputs(self, batch, stage):
         """Model inputs and their integer lengths (augmented in training)."""
         wavs, wav_lens = getattr(batch, self.option("signal_key"))
+        concat = self.option("concat_augment") if stage == sb.Stage.TRAIN else None
+        if concat is not None:
+            wavs, wav_lens = concat(wavs, wav_lens)
         wav_augment = self.option("wav_augment") if stage == sb.Stage.TRAIN else None
         if wav_augment is not None:
             wavs, wav_lens = wav_augment(wavs, wav_lens)
@@ -157,8 +162,12 @@ class EarlyExitCTCBrain(sb.Brain):
         return labels
 
     def batch_targets(self, batch, stage):
-        """``(tokens, token_lens)`` of the batch, replicated for the augmenters."""
+        """``(tokens, token_lens)`` of the batch, joined as ``concat_augment``
+        joined the waveforms and replicated for the augmenters."""
         tokens, tokens_lens = getattr(batch, self.option("tokens_key"))
+        concat = self.option("concat_augment") if stage == sb.Stage.TRAIN else None
+        if concat is not None:
+            tokens, tokens_lens = concat.join_labels(tokens, tokens_lens)
         return self.replicate_labels(stage, tokens, tokens_lens)
 
     def references(self, batch):
