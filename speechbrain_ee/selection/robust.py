@@ -53,6 +53,49 @@ from speechbrain_ee.selection.sweep import (
 SINGLE_MEASURE = ("entropy", "confidence", "patience", "agreement")
 
 
+def read_baseline(path, sets):
+    """The results JSON of the baseline model (``--before``), checked to
+    have been measured on the same degraded sets."""
+    try:
+        with open(path) as handle:
+            baseline = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--before {path}: not a readable results JSON ({err})") from err
+    before = baseline.get("before") or {}
+    if "wer_per_exit" not in before or "sets" not in baseline:
+        raise ValueError(f"--before {path}: no 'before.wer_per_exit' / 'sets' (not written by this command)")
+    made_here = os.path.join(sets, "test")
+    if any(os.path.dirname(p) != made_here for p in baseline["sets"].values()):
+        raise ValueError(f"--before {path}: measured on other sets than {made_here}")
+    return baseline
+
+
+def with_baseline(result, baseline):
+    """The keys a run with ``--before`` adds or replaces: the baseline's
+    per-exit WER as ``before``, this model's as ``after``, both models, and
+    the clean top-exit change.
+
+    Example
+    -------
+    >>> base = {"model": "a", "before": {"wer_per_exit": {"clean": [9.0, 8.0], "8k-band": [30.0, 24.0]}}}
+    >>> new = {"model": "b", "before": {"wer_per_exit": {"clean": [9.0, 8.2], "8k-band": [12.0, 10.0]}}}
+    >>> out = with_baseline(new, base)
+    >>> out["after"]["wer_per_exit"]["8k-band"], out["wer_ratio_8k_band_exit12_before"], out["clean_top_exit_change"]
+    ([12.0, 10.0], 3.0, 0.2)
+    """
+    before, after = baseline["before"], result["before"]
+    clean_before, clean_after = before["wer_per_exit"]["clean"], after["wer_per_exit"]["clean"]
+    band = before["wer_per_exit"].get("8k-band")
+    return {
+        "models": {"before": baseline.get("model"), "after": result["model"]},
+        "before": before,
+        "after": after,
+        "after_note": "'before' is the baseline model (--before), 'after' this model; the selectors are this model's",
+        "wer_ratio_8k_band_exit12_before": round(band[-1] / clean_before[-1], 3) if band and clean_before[-1] else None,
+        "clean_top_exit_change": round(clean_after[-1] - clean_before[-1], 3),
+    }
+
+
 def table_name(split, condition, greedy=False):
     """Key of an exit table in the cache: ``<split>_<condition>[_greedy]``."""
     return f"{split}_{condition}{'_greedy' if greedy else ''}"
@@ -203,6 +246,9 @@ def build_parser():
                         help="guarded selector: largest WER above the fixed exits at the same depth "
                              "allowed on each degraded dev set (absolute %%)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy per-exit WER")
+    parser.add_argument("--before", metavar="FILE",
+                        help="the results JSON of this command for the baseline model on the same sets: "
+                             "its per-exit WER becomes 'before', this model's 'after'")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--savedir", default=None)
     return parser
@@ -241,6 +287,7 @@ def main(argv=None):
             greedy = exit_tables(asr, args.sets, "test", args.conditions, args.tables, greedy=True,
                                  batch_size=args.batch_size)
         decode_s = time.time() - start
+        baseline = read_baseline(args.before, args.sets) if args.before else None
         singles = calibrated_single_measure(dev["clean"], target_wer, args.topk)
         guarded, _ = calibrate_on_mix(dev, guarded_candidates(dev), target_wer=target_wer, max_gap=args.max_gap)
     except (DataPreparationError, ValueError, FileNotFoundError, KeyError) as err:
@@ -284,6 +331,8 @@ def main(argv=None):
     }
     if "8k-band" in beam and beam["clean"][-1] > 0:  # the last exit (layer 12 of the AN4 model)
         result["wer_ratio_8k_band_exit12"] = round(beam["8k-band"][-1] / beam["clean"][-1], 3)
+    if baseline is not None:
+        result.update(with_baseline(result, baseline))
     goals = {}
     for condition in args.conditions:
         if condition == "clean":

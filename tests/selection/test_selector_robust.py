@@ -155,6 +155,20 @@ def test_robust_report_from_cached_tables(tmp_path, capsys):
     assert isinstance(load_selector(str(tmp_path / "sel.yaml")), GuardedAgreementSelector)
     assert robust_main([*args[:-2], "--conditions", "8k-band"]) == 2
     assert "must include clean" in capsys.readouterr().err
+    # --before: an earlier record of a baseline model on the same sets
+    baseline = json.loads(out.read_text())
+    baseline["before"]["wer_per_exit"]["8k-band"] = [60.0, 40.0, 30.0, 20.0]
+    baseline["model"] = "baseline"
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+    assert robust_main([*args, "--before", str(tmp_path / "baseline.json")]) == 0
+    compared = json.loads(out.read_text())
+    assert compared["after"]["wer_per_exit"]["8k-band"] == [50.0, 0.0, 0.0, 0.0]
+    assert compared["before"]["wer_per_exit"]["8k-band"] == [60.0, 40.0, 30.0, 20.0]
+    assert compared["models"] == {"before": "baseline", "after": str(model)}
+    baseline["sets"] = {"clean": "/elsewhere/test/clean.csv"}
+    (tmp_path / "baseline.json").write_text(json.dumps(baseline))
+    assert robust_main([*args, "--before", str(tmp_path / "baseline.json")]) == 2
+    assert "measured on other sets" in capsys.readouterr().err
 
 
 def test_robust_guarded_on_real_degraded_an4(an4_dir, tmp_path):
