@@ -37,6 +37,13 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     DDP the skipped decoders have no gradient in that step, so run with
     SpeechBrain's ``--find_unused_parameters``).
     The blank (``blank_index``) is the last class of both heads.
+
+    Loss weights: ``exit_weights`` (a list, ``uniform`` or ``depth``) is
+    resolved and checked as in the CTC Brain (:meth:`EarlyExitCTCBrain.exit_weights`)
+    and weighs each exit's joint loss. Self-distillation (``distill_weight``
+    and the other ``distill_*`` options) is for the CTC Brain only: this
+    Brain refuses ``distill_weight`` > 0 when ``fit`` starts rather than
+    ignore it.
     """
 
     OPTIONS = (
@@ -48,6 +55,14 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
         BrainOption("test_beam_size", None, "beam of the test search (None: the test_search's own)"),
     )
     REQUIRED_HPARAMS = EarlyExitCTCBrain.REQUIRED_HPARAMS + ("bos_index", "eos_index")
+
+    def check_contract(self):
+        """The CTC Brain's checks; ``distill_weight`` must be 0 (no
+        self-distillation of attention exits)."""
+        super().check_contract()
+        if self.distill_weight() > 0:
+            raise ValueError(f"distill_weight {self.distill_weight()}: self-distillation is for the CTC Brain "
+                             f"only; {type(self).__name__} does not distil (set distill_weight: 0)")
 
     def batch_keys(self, stage):
         """The CTC Brain's keys plus the decoder's inputs and targets."""
@@ -82,7 +97,7 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
             blank_index=self.hparams.blank_index, pad_index=self.hparams.bos_index,
             ctc_weight=self.option("ctc_weight"),
             label_smoothing=self.option("label_smoothing"),
-            exit_weights=self.option("exit_weights"),
+            exit_weights=self.exit_weights(),
         )
         self.record_exit_losses(per_exit)
         if stage != sb.Stage.TRAIN:
