@@ -132,3 +132,22 @@ def test_an4_recipe_ddp_two_processes(an4_dir, tmp_path):
     summary = json.loads((out / "exit_summary_test.json").read_text())
     assert summary["exit_layers"] == [1, 2]
     assert (tmp_path / "model" / "lm.ckpt").is_file() and (tmp_path / "model" / "model.ckpt").is_file()
+
+
+def test_an4_recipe_with_distillation_and_gradient_equilibrium(an4_dir, tmp_path, monkeypatch):
+    """The loss keys of the recipe reach the Brain and the encoder: the train
+    log has the lower exit's KD term, the exported model carries the
+    (training-only) gradient-equilibrium flag and loads."""
+    monkeypatch.chdir(RECIPE)
+    out, model = tmp_path / "exp", tmp_path / "model"
+    brain = run(["hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+                 f"--pretrained_folder={model}", *TINY, "--lm_weight=0",
+                 "--distill_weight=0.5", "--distill_temperature=2.0", "--distill_blank_threshold=0.95",
+                 "--exit_weights=depth", "--gradient_equilibrium=True"])
+    assert brain.unwrapped_model.encoder.gradient_equilibrium is True
+    assert brain.exit_weights() == [0.6666666666666666, 1.3333333333333333]
+    assert "kd_exit1" in brain.train_stats and "kd_exit2" not in brain.train_stats
+    assert "kd_exit1" in (out / "train_log.txt").read_text()
+    assert "gradient_equilibrium: true" in (model / "hyperparams.yaml").read_text()
+    asr = EarlyExitASR.from_hparams(source=str(model), savedir=str(tmp_path / "asr"))
+    assert asr.mods.model.encoder.gradient_equilibrium is True and not asr.mods.model.training
