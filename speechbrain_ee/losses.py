@@ -1,8 +1,73 @@
-"""Early-exit training objectives (Wright et al. 2023, Eq. 2)."""
+"""Early-exit training objectives (Wright et al. 2023, Eq. 2), the per-exit
+loss weights (:func:`resolve_exit_weights`) and the self-distillation of the
+lower exits from the top one (:func:`exit_distillation_loss`)."""
+
+import math
+import numbers
 
 import torch
 from speechbrain.nnet import losses as sb_losses
 from speechbrain.nnet.losses import kldiv_loss
+
+from speechbrain_ee.nnet.lengths import as_counts, length_mask
+
+#: Named ``exit_weights`` schemes (besides a list of numbers).
+EXIT_WEIGHT_SCHEMES = ("uniform", "depth")
+
+
+def resolve_exit_weights(exit_weights, num_exits, exit_layers=None):
+    """The per-exit loss weights as a list of floats, checked.
+
+    Arguments
+    ---------
+    exit_weights : None, str or list of float
+        ``None`` or ``"uniform"``: every exit 1 (Eq. 2, the plain sum);
+        ``"depth"``: each exit's weight proportional to its layer, normalised
+        so that the weights sum to the number of exits (the loss keeps the
+        scale of the plain sum); a list: one finite weight >= 0 per exit, not
+        all 0.
+    num_exits : int
+        Number of exits.
+    exit_layers : list of int, optional
+        Layer of each exit (needed by ``"depth"``).
+
+    Returns
+    -------
+    list of float
+
+    Example
+    -------
+    >>> resolve_exit_weights(None, 3)
+    [1.0, 1.0, 1.0]
+    >>> resolve_exit_weights("depth", 3, [2, 4, 6])
+    [0.5, 1.0, 1.5]
+    >>> resolve_exit_weights([1, 0.5], 3)
+    Traceback (most recent call last):
+    ...
+    ValueError: exit_weights: 2 exit weights for 3 exits
+    """
+    if torch.is_tensor(exit_weights):
+        exit_weights = exit_weights.tolist()
+    if exit_weights is None or exit_weights == "uniform":
+        return [1.0] * num_exits
+    if isinstance(exit_weights, str):
+        if exit_weights != "depth":
+            raise ValueError(f"exit_weights: unknown scheme {exit_weights!r} "
+                             f"(one of {', '.join(EXIT_WEIGHT_SCHEMES)}, or a list of numbers)")
+        if exit_layers is None or len(exit_layers) != num_exits:
+            raise ValueError(f"exit_weights: the 'depth' scheme needs the layers of the {num_exits} exits")
+        return [num_exits * layer / sum(exit_layers) for layer in exit_layers]
+    if not hasattr(exit_weights, "__len__") or not all(
+        isinstance(w, numbers.Real) and not isinstance(w, bool) for w in exit_weights
+    ):
+        raise ValueError(f"exit_weights must be null, a scheme ({', '.join(EXIT_WEIGHT_SCHEMES)}) "
+                         f"or a list of numbers, got {exit_weights!r}")
+    weights = [float(w) for w in exit_weights]
+    if len(weights) != num_exits:
+        raise ValueError(f"exit_weights: {len(weights)} exit weights for {num_exits} exits")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
+        raise ValueError(f"exit_weights must be finite and >= 0, not all 0, got {weights}")
+    return weights
 
 
 def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index,
@@ -22,7 +87,9 @@ def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index
     blank_index : int
         CTC blank.
     exit_weights : list of float, optional
-        Weight of each exit (default 1 each, i.e. the paper's plain sum).
+        Weight of each exit (default 1 each, i.e. the paper's plain sum),
+        checked by :func:`resolve_exit_weights` (a named scheme needs the
+        exit layers: resolve it first).
     reduction : str
         Passed to SpeechBrain's ``ctc_loss``.
 
@@ -41,10 +108,7 @@ def early_exit_ctc_loss(log_probs, input_lens, targets, target_lens, blank_index
     >>> torch.allclose(total, sum(per_exit))
     True
     """
-    if exit_weights is None:
-        exit_weights = [1.0] * len(log_probs)
-    if len(exit_weights) != len(log_probs):
-        raise ValueError(f"{len(exit_weights)} exit weights for {len(log_probs)} exits")
+    exit_weights = resolve_exit_weights(exit_weights, len(log_probs))
     per_exit = [
         sb_losses.ctc_loss(lp, targets, input_lens, target_lens, blank_index, reduction=reduction)
         for lp in log_probs
@@ -183,7 +247,8 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
     label_smoothing : float
         Label smoothing of the CE term.
     exit_weights : list of float, optional
-        Weight of each exit (default 1 each).
+        Weight of each exit (default 1 each), checked by
+        :func:`resolve_exit_weights`.
     reduction : str
         Reduction of both terms (``ctc_loss`` and ``kldiv_loss``).
 
@@ -204,12 +269,9 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
     >>> torch.allclose(total, per_exit[0] + per_exit[1])
     True
     """
-    if exit_weights is None:
-        exit_weights = [1.0] * len(ctc_log_probs)
     if len(seq_log_probs) != len(ctc_log_probs):
         raise ValueError(f"{len(seq_log_probs)} decoder outputs for {len(ctc_log_probs)} CTC exits")
-    if len(exit_weights) != len(ctc_log_probs):
-        raise ValueError(f"{len(exit_weights)} exit weights for {len(ctc_log_probs)} exits")
+    exit_weights = resolve_exit_weights(exit_weights, len(ctc_log_probs))
     _, ctc_per_exit = early_exit_ctc_loss(
         ctc_log_probs, input_lens, tokens, token_lens, blank_index, reduction=reduction
     )
@@ -226,3 +288,107 @@ def early_exit_joint_loss(ctc_log_probs, seq_log_probs, input_lens, tokens, toke
         per_exit.append(loss)
     total = sum(w * loss for w, loss in zip(exit_weights, per_exit))
     return total, per_exit
+
+
+def exit_distillation_loss(log_probs, lengths, temperature=1.0, blank_index=None, blank_threshold=None):
+    """Self-distillation of the exits: every lower exit learns the top exit's
+    CTC posteriors, frame by frame.
+
+    For each exit ``i`` below the top one, the term is
+    ``T^2 * KL(p_top^T || p_i^T)`` averaged over the kept frames, where
+    ``p^T = softmax(log_probs / T)`` (the posteriors softened by the
+    temperature ``T``; the ``T^2`` keeps the gradient scale independent of
+    ``T``, Hinton et al. 2015). The teacher (top exit) is detached: its own
+    loss and its gradients are untouched, and no KD gradient reaches the
+    layers or head above the student's exit through it.
+
+    Frames kept: the real (non-padded) ones, and with ``blank_threshold``
+    below 1, only those where the teacher's blank probability (at
+    temperature 1) is at most ``blank_threshold``. CTC posteriors are mostly
+    blank; without the threshold the KL is mostly about agreeing on blanks.
+    With no frame kept the terms are 0 (still part of the graph).
+
+    Arguments
+    ---------
+    log_probs : list of torch.Tensor
+        Per-exit log-posteriors, each (batch, time, classes), the top exit last.
+    lengths : torch.Tensor
+        Relative lengths (SpeechBrain's convention) or integer frame counts.
+    temperature : float
+        Softening temperature ``T`` > 0.
+    blank_index : int, optional
+        CTC blank (needed with ``blank_threshold``).
+    blank_threshold : float, optional
+        Drop the frames where the teacher's blank probability exceeds it, in
+        (0, 1]; None or 1.0 keeps every real frame.
+
+    Returns
+    -------
+    total : torch.Tensor
+        Sum of the lower exits' terms (0 with a single exit).
+    per_exit : list of torch.Tensor
+        The term of each exit but the top one.
+
+    Example
+    -------
+    >>> lp = [torch.randn(2, 10, 5).log_softmax(-1) for _ in range(3)]
+    >>> total, per_exit = exit_distillation_loss(lp, torch.tensor([1.0, 0.6]), temperature=2.0)
+    >>> len(per_exit), bool(torch.isclose(total, sum(per_exit)))
+    (2, True)
+    >>> exit_distillation_loss([lp[0], lp[0]], torch.ones(2))[0].item()
+    0.0
+    >>> exit_distillation_loss(lp, torch.ones(2), temperature=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: temperature must be a finite number > 0, got 0
+    """
+    check_distillation_options(temperature, blank_index, blank_threshold)
+    log_probs = list(log_probs)
+    if not log_probs:
+        raise ValueError("exit_distillation_loss: no exit outputs")
+    teacher = log_probs[-1].detach()
+    if any(lp.shape != teacher.shape for lp in log_probs):
+        raise ValueError(f"exit_distillation_loss: the exits' outputs differ in shape: "
+                         f"{[tuple(lp.shape) for lp in log_probs]}")
+    if blank_index is not None and not 0 <= blank_index < teacher.shape[-1]:
+        raise ValueError(f"blank_index {blank_index} outside 0..{teacher.shape[-1] - 1} (the classes)")
+    counts, _ = as_counts(lengths.to(teacher.device), teacher.shape[1])
+    keep = length_mask(counts, teacher.shape[1])
+    if blank_threshold is not None and blank_threshold < 1.0:
+        keep = keep & (teacher[..., blank_index].exp() <= blank_threshold)
+    keep = keep.to(teacher.dtype)
+    frames = keep.sum().clamp(min=1.0)
+    soft_teacher = torch.log_softmax(teacher / temperature, dim=-1)
+    per_exit = []
+    for student in log_probs[:-1]:
+        soft_student = torch.log_softmax(student / temperature, dim=-1)
+        kl = torch.nn.functional.kl_div(soft_student, soft_teacher, reduction="none", log_target=True).sum(-1)
+        per_exit.append(temperature ** 2 * (kl * keep).sum() / frames)
+    total = sum(per_exit) if per_exit else teacher.new_zeros(())
+    return total, per_exit
+
+
+def check_distillation_options(temperature, blank_index=None, blank_threshold=None, prefix=""):
+    """Raises a one-line ``ValueError`` naming the bad option of
+    :func:`exit_distillation_loss` (``prefix`` + its name: a Brain's
+    ``distill_temperature``).
+
+    Example
+    -------
+    >>> check_distillation_options(2.0, 28, 0.95)
+    >>> check_distillation_options(1.0, None, 0.9)
+    Traceback (most recent call last):
+    ...
+    ValueError: blank_threshold 0.9 needs blank_index (the CTC blank)
+    """
+    def real(value):
+        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not real(temperature) or temperature <= 0:
+        raise ValueError(f"{prefix}temperature must be a finite number > 0, got {temperature!r}")
+    if blank_threshold is not None and (not real(blank_threshold) or not 0 < blank_threshold <= 1):
+        raise ValueError(f"{prefix}blank_threshold must be null or a number in (0, 1], got {blank_threshold!r}")
+    if blank_index is not None and (isinstance(blank_index, bool) or not isinstance(blank_index, numbers.Integral)):
+        raise ValueError(f"blank_index must be an integer, got {blank_index!r}")
+    if blank_threshold is not None and blank_threshold < 1 and blank_index is None:
+        raise ValueError(f"{prefix}blank_threshold {blank_threshold} needs blank_index (the CTC blank)")

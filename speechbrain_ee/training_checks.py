@@ -8,6 +8,7 @@ import math
 import numbers
 import os
 
+from speechbrain_ee.losses import check_distillation_options, resolve_exit_weights
 from speechbrain_ee.nnet.lengths import check_exit_layers
 from speechbrain_ee.warm_start import PARTS
 
@@ -56,12 +57,15 @@ RECIPE_NUMBERS = {
     "ctc_weight_decode": dict(minimum=0, maximum=1),
     "max_grad_norm": dict(minimum=0),
     "time_budget_s": dict(minimum=0, allow_none=True),
+    "distill_weight": dict(minimum=0, allow_none=True),
 }
 
 
 def validate_recipe_hparams(hparams):
     """Checks a loaded recipe (a dict of hparams) before any work:
-    :data:`RECIPE_NUMBERS` and ``exit_layers`` (with ``num_layers``).
+    :data:`RECIPE_NUMBERS`, ``exit_layers`` (with ``num_layers``),
+    ``exit_weights`` (against ``exit_layers``) and the self-distillation's
+    ``distill_temperature`` and ``distill_blank_threshold``.
     Raises ``ValueError`` naming the first bad key.
 
     Example
@@ -75,12 +79,23 @@ def validate_recipe_hparams(hparams):
     Traceback (most recent call last):
     ...
     ValueError: oov_penalty must be a finite number >= 0, got -1.0
+    >>> validate_recipe_hparams({"exit_layers": [2, 4], "exit_weights": "deep"})
+    Traceback (most recent call last):
+    ...
+    ValueError: exit_weights: unknown scheme 'deep' (one of uniform, depth, or a list of numbers)
     """
     for key, options in RECIPE_NUMBERS.items():
         if key in hparams:
             check_number(key, hparams[key], **options)
-    if hparams.get("exit_layers") is not None:
-        check_exit_layers(hparams["exit_layers"], hparams.get("num_layers"))
+    exit_layers = hparams.get("exit_layers")
+    if exit_layers is not None:
+        exit_layers = check_exit_layers(exit_layers, hparams.get("num_layers"))
+        if hparams.get("exit_weights") is not None:
+            resolve_exit_weights(hparams["exit_weights"], len(exit_layers), exit_layers)
+    temperature, threshold = hparams.get("distill_temperature"), hparams.get("distill_blank_threshold")
+    if temperature is not None or threshold is not None:
+        check_distillation_options(1.0 if temperature is None else temperature, hparams.get("blank_index"),
+                                   threshold, prefix="distill_")
     check_warm_start(hparams)
 
 

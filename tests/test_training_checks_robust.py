@@ -39,6 +39,42 @@ def test_robust_bad_numbers_name_the_key(key, value, message):
         validate_recipe_hparams({key: value})
 
 
+@pytest.mark.parametrize("hparams, message", [
+    ({"exit_layers": [2, 4], "exit_weights": "deep"}, "exit_weights: unknown scheme 'deep'"),
+    ({"exit_layers": [2, 4], "exit_weights": [1.0]}, "exit_weights: 1 exit weights for 2 exits"),
+    ({"exit_layers": [2, 4], "exit_weights": [1.0, float("nan")]}, "exit_weights must be finite and >= 0"),
+    ({"distill_weight": -0.5}, "distill_weight must be a finite number >= 0, got -0.5"),
+    ({"distill_temperature": 0.0}, "distill_temperature must be a finite number > 0, got 0.0"),
+    ({"distill_blank_threshold": 0.9}, "distill_blank_threshold 0.9 needs blank_index"),
+    ({"blank_index": 28, "distill_blank_threshold": 1.5}, "distill_blank_threshold must be null or a number"),
+])
+def test_robust_bad_loss_options_name_the_key(hparams, message):
+    with pytest.raises(ValueError, match=message):
+        validate_recipe_hparams(hparams)
+
+
+def test_robust_loss_options_accepted():
+    validate_recipe_hparams({"exit_layers": [2, 4], "num_layers": 4, "exit_weights": "depth", "distill_weight": 0.5,
+                             "distill_temperature": 2.0, "distill_blank_threshold": 0.95, "blank_index": 28})
+    validate_recipe_hparams({"exit_weights": None, "distill_weight": 0.0, "distill_temperature": None,
+                             "distill_blank_threshold": None})
+
+
+@pytest.mark.parametrize("override, message", [
+    ("--exit_weights=deep", "exit_weights: unknown scheme 'deep'"),
+    ("--exit_weights=[1, 2, 3]", "exit_weights: 3 exit weights for 2 exits"),
+    ("--distill_temperature=0", "distill_temperature must be a finite number > 0"),
+])
+def test_robust_an4_recipe_checks_the_loss_options_at_start_up(tmp_path, monkeypatch, override, message):
+    monkeypatch.chdir(REPO / "recipes" / "AN4")
+    argv = ["hparams/conformer_ee.yaml", f"--output_folder={tmp_path / 'out'}", f"--data_folder={tmp_path / 'an4'}",
+            "--d_model=16", "--nhead=2", "--d_ffn=32", "--num_layers=2", "--exit_layers=[1, 2]", "--device=cpu",
+            override]
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        run(argv)
+    assert not (tmp_path / "out" / "manifests").exists()  # nothing was prepared
+
+
 @pytest.mark.parametrize("override, message", [
     ("--number_of_epochs=0", "number_of_epochs must be an integer >= 1, got 0"),
     ("--test_beam_size=-1", "test_beam_size must be an integer >= 0, got -1"),

@@ -37,6 +37,13 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     DDP the skipped decoders have no gradient in that step, so run with
     SpeechBrain's ``--find_unused_parameters``).
     The blank (``blank_index``) is the last class of both heads.
+
+    Loss weights: ``exit_weights`` (a list, ``uniform`` or ``depth``) is
+    resolved and checked as in the CTC Brain (:meth:`EarlyExitCTCBrain.exit_weights`)
+    and weighs each exit's joint loss. Self-distillation (``distill_weight``
+    and the other ``distill_*`` options) is for the CTC Brain only: this
+    Brain refuses ``distill_weight`` > 0 when ``fit`` starts rather than
+    ignore it.
     """
 
     OPTIONS = (
@@ -50,12 +57,16 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
     REQUIRED_HPARAMS = EarlyExitCTCBrain.REQUIRED_HPARAMS + ("bos_index", "eos_index")
 
     def check_contract(self):
-        """The CTC Brain's checks; ``concat_augment`` is refused (the decoder
-        inputs and targets are not joined)."""
+        """The CTC Brain's checks; ``concat_augment`` and ``distill_weight``
+        > 0 are refused (the decoder inputs and targets are not joined; no
+        self-distillation of attention exits)."""
         super().check_contract()
         if self.option("concat_augment") is not None:
             raise ValueError("concat_augment: the AED Brain does not join its decoder inputs/targets "
                              "(use it with EarlyExitCTCBrain)")
+        if self.distill_weight() > 0:
+            raise ValueError(f"distill_weight {self.distill_weight()}: self-distillation is for the CTC Brain "
+                             f"only; {type(self).__name__} does not distil (set distill_weight: 0)")
 
     def batch_keys(self, stage):
         """The CTC Brain's keys plus the decoder's inputs and targets."""
@@ -90,7 +101,7 @@ class EarlyExitAEDBrain(EarlyExitCTCBrain):
             blank_index=self.hparams.blank_index, pad_index=self.hparams.bos_index,
             ctc_weight=self.option("ctc_weight"),
             label_smoothing=self.option("label_smoothing"),
-            exit_weights=self.option("exit_weights"),
+            exit_weights=self.exit_weights(),
         )
         self.record_exit_losses(per_exit)
         if stage != sb.Stage.TRAIN:

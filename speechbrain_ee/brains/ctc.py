@@ -2,6 +2,8 @@
 
 import json
 import logging
+import math
+import numbers
 import os
 
 import speechbrain as sb
@@ -15,14 +17,21 @@ from speechbrain_ee.decoding import greedy_transcripts
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.decoders import build_text_decoder
 from speechbrain_ee.inference.dynamic import exit_extras
-from speechbrain_ee.losses import early_exit_ctc_loss
+from speechbrain_ee.losses import (
+    check_distillation_options,
+    early_exit_ctc_loss,
+    exit_distillation_loss,
+    resolve_exit_weights,
+)
 
 logger = logging.getLogger(__name__)
 
 
 class EarlyExitCTCBrain(sb.Brain):
     """Trains and evaluates a multi-exit CTC model (Eq. 2: the sum of the
-    exits' CTC losses); everything comes from ``self.hparams`` /
+    exits' CTC losses, optionally weighted and with self-distillation:
+    ``Σ_i w_i CTC_i + distill_weight · Σ_{i<top} KD_i``, see
+    :meth:`compute_objectives`); everything comes from ``self.hparams`` /
     ``self.modules``, and it works as SpeechBrain's own Brains do under
     ``torchrun`` (DDP: the model's attributes are read from the unwrapped
     module, the forward pass goes through the wrapper).
@@ -66,7 +75,13 @@ class EarlyExitCTCBrain(sb.Brain):
         BrainOption("fea_augment", None, "training-time feature Augmenter"),
         BrainOption("concat_augment", None, "training: joins utterance pairs and their labels before "
                     "wav_augment (speechbrain_ee.data.concat.ConcatUtterances)"),
-        BrainOption("exit_weights", None, "per-exit loss weights (default: all 1, Eq. 2)"),
+        BrainOption("exit_weights", None, "per-exit loss weights: a list, 'uniform' or 'depth' "
+                    "(default: all 1, Eq. 2)"),
+        BrainOption("distill_weight", 0.0, "weight of the lower exits' self-distillation from the top "
+                    "exit (0: off)"),
+        BrainOption("distill_temperature", 1.0, "temperature of the self-distillation"),
+        BrainOption("distill_blank_threshold", None, "self-distillation skips frames where the top "
+                    "exit's blank probability exceeds this (None: keep all)"),
         BrainOption("lr_annealing", None, "learning-rate scheduler, step- or epoch-level"),
         BrainOption("lr_annealing_metric", "loss", "validation statistic an epoch-level scheduler reads"),
         BrainOption("epoch_counter", None, "the epoch counter (its limit plans a step schedule's length)"),
@@ -175,14 +190,22 @@ class EarlyExitCTCBrain(sb.Brain):
         return [text.split() for text in getattr(batch, self.option("transcript_key"))]
 
     def compute_objectives(self, predictions, batch, stage):
-        """Σ over exits of CTC (Eq. 2); per-exit WER/CER outside training."""
+        """``Σ_i w_i CTC_i`` over the exits (Eq. 2 with the weights of
+        :meth:`exit_weights`), plus ``distill_weight · Σ_{i<top} KD_i``
+        when ``distill_weight`` > 0 (:meth:`distillation`); per-exit
+        WER/CER outside training."""
         log_probs, rel_lens = predictions
         tokens, tokens_lens = self.batch_targets(batch, stage)
         loss, per_exit = early_exit_ctc_loss(
             log_probs, rel_lens, tokens, tokens_lens, self.hparams.blank_index,
-            exit_weights=self.option("exit_weights"),
+            exit_weights=self.exit_weights(),
         )
         self.record_exit_losses(per_exit)
+        distill_weight = self.distill_weight()
+        if distill_weight > 0:
+            kd_total, kd_per_exit = self.distillation(log_probs, rel_lens)
+            loss = loss + distill_weight * kd_total
+            self.record_distillation_losses(kd_per_exit)
         if stage != sb.Stage.TRAIN:
             targets = self.references(batch)
             for i, lp in enumerate(log_probs):
@@ -190,6 +213,35 @@ class EarlyExitCTCBrain(sb.Brain):
                 self.wer_metrics[i].append(batch.id, hyps, targets)
                 self.cer_metrics[i].append(batch.id, hyps, targets)
         return loss
+
+    def exit_weights(self):
+        """The per-exit loss weights: ``exit_weights`` (a list, or the
+        scheme ``uniform``/``depth``) resolved against the model's exit
+        layers and checked (:func:`~speechbrain_ee.losses.resolve_exit_weights`)."""
+        return resolve_exit_weights(self.option("exit_weights"), len(self.exit_layers), self.exit_layers)
+
+    def distill_weight(self):
+        """``distill_weight``, checked: a finite number >= 0 (0: no distillation)."""
+        weight = self.option("distill_weight")
+        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < math.inf:
+            raise ValueError(f"distill_weight must be a finite number >= 0, got {weight!r}")
+        return weight
+
+    def distillation(self, log_probs, rel_lens):
+        """``(total, per_exit)`` self-distillation of the lower exits from the
+        top one (:func:`~speechbrain_ee.losses.exit_distillation_loss` with
+        ``distill_temperature`` and ``distill_blank_threshold``)."""
+        temperature = self.option("distill_temperature")
+        threshold = self.option("distill_blank_threshold")
+        blank = self.hparams.blank_index
+        check_distillation_options(temperature, blank, threshold, prefix="distill_")
+        return exit_distillation_loss(log_probs, rel_lens, temperature, blank, threshold)
+
+    def record_distillation_losses(self, kd_per_exit):
+        """Adds a batch's per-exit distillation terms to the stage's running sums."""
+        for i, term in enumerate(kd_per_exit):
+            self.kd_loss_sums[i] += term.detach().item()
+        self.kd_loss_count += 1
 
     def record_exit_losses(self, per_exit):
         """Adds a batch's per-exit losses to the stage's running sums."""
@@ -263,6 +315,8 @@ class EarlyExitCTCBrain(sb.Brain):
         n = len(self.exit_layers)
         self.exit_loss_sums = [0.0] * n
         self.exit_loss_count = 0
+        self.kd_loss_sums = [0.0] * (n - 1)  # the exits below the top one
+        self.kd_loss_count = 0
         if stage != sb.Stage.TRAIN:
             self.wer_metrics = [self.option("error_rate_computer")() for _ in range(n)]
             self.cer_metrics = [self.option("cer_computer")() for _ in range(n)]
@@ -278,11 +332,15 @@ class EarlyExitCTCBrain(sb.Brain):
         return self.option("test_beam_size")
 
     def exit_stats(self, stage):
-        """Per-exit loss (and WER/CER outside training) of the stage that ended."""
+        """Per-exit loss, per-exit distillation term (``kd_exit<L>``, when
+        distillation is on) and WER/CER outside training of the stage that ended."""
         count = max(1, self.exit_loss_count)
         stats = {}
+        kd_count = getattr(self, "kd_loss_count", 0)  # 0: no distillation in this stage
         for i, layer in enumerate(self.exit_layers):
             stats[f"loss_exit{layer}"] = round(self.exit_loss_sums[i] / count, 4)
+            if kd_count and i < len(self.kd_loss_sums):
+                stats[f"kd_exit{layer}"] = round(self.kd_loss_sums[i] / kd_count, 4)
             if stage != sb.Stage.TRAIN:
                 stats[f"WER_exit{layer}"] = round(self.wer_metrics[i].summarize("error_rate"), 3)
                 stats[f"CER_exit{layer}"] = round(self.cer_metrics[i].summarize("error_rate"), 3)

@@ -27,6 +27,7 @@ from speechbrain.nnet.activations import Swish
 from speechbrain_ee.nnet.attention import FastRelPosMHAXL
 from speechbrain_ee.nnet.dropout import use_fast_dropout
 from speechbrain_ee.nnet.fast_conv import depthwise_conv1d
+from speechbrain_ee.nnet.gradient_equilibrium import equilibrium_branch
 from speechbrain_ee.nnet.lengths import as_counts, check_exit_layers, in_convention, length_mask
 
 
@@ -137,6 +138,21 @@ class EarlyExitConformerEncoder(torch.nn.Module):
     exit_layers : list of int
         1-based layer indices after which an exit is placed (the last one
         need not be ``num_layers``; deeper layers are then never built).
+    gradient_equilibrium : bool
+        Gradient equilibrium (Li et al. 2019, see
+        :mod:`speechbrain_ee.nnet.gradient_equilibrium`): in training only
+        (``self.training`` and autograd on), the gradient reaching the
+        states at exit ``i``'s branch point (1-based, of ``n``) is
+        ``g_exit / (n - i + 1) + (n - i) / (n - i + 1) * g_above``, so the
+        shallow layers get the mean of the gradients of the losses above
+        them rather than their sum. The forward outputs are unchanged.
+        It assumes a training pass that visits every exit in order (as
+        ``forward`` and the models' ``exit_outputs`` do); with
+        self-conditioning (:class:`~speechbrain_ee.nnet.ctc_model.EarlyExitCTC`)
+        the conditioning, which reads the exit's output, counts as the
+        exit's branch. Default False (the plain sum of the exits' gradients,
+        Eq. 2); no parameter depends on it, so checkpoints and exported
+        models load either way.
 
     Example
     -------
@@ -150,10 +166,11 @@ class EarlyExitConformerEncoder(torch.nn.Module):
 
     def __init__(self, frontend, d_model=256, nhead=8, d_ffn=2048, num_layers=12,
                  exit_layers=(2, 4, 6, 8, 10, 12), kernel_size=31, dropout=0.1,
-                 activation=Swish, attention_type="RelPosMHAXL"):
+                 activation=Swish, attention_type="RelPosMHAXL", gradient_equilibrium=False):
         super().__init__()
         exit_layers = check_exit_layers(exit_layers, num_layers)
         self.exit_layers = exit_layers
+        self.gradient_equilibrium = bool(gradient_equilibrium)
         self.attention_type = attention_type
         self.frontend = frontend
         self.input_projection = torch.nn.Sequential(
@@ -209,16 +226,25 @@ class EarlyExitConformerEncoder(torch.nn.Module):
         if state.exit_index == exit_index and state.exit_output is not None:
             return state, state.exit_output  # at this exit already (depth == target): normalised once
         hidden, pos_embs = state.hidden, state.pos_embs
+        branch = hidden
         if target > state.depth and hidden.shape[0] > 0:
             padding_mask = state.padding_mask
             if pos_embs is None and self.positional_encoding is not None:
                 pos_embs = self.positional_encoding(hidden)  # once per run (and length)
             for layer in self.layers[state.depth:target]:
                 hidden, _ = layer(hidden, src_key_padding_mask=padding_mask, pos_embs=pos_embs)
-        output = self.exit_norms[exit_index](hidden)
+            branch = hidden
+            if self.equilibrium_active():  # branch point of this exit: rescale the gradients
+                branch, hidden = equilibrium_branch(hidden, exit_index, self.num_exits)
+        output = self.exit_norms[exit_index](branch)
         state = replace(state, hidden=hidden, depth=target, pos_embs=pos_embs,
                         exit_output=output, exit_index=exit_index)
         return state, output
+
+    def equilibrium_active(self):
+        """Whether :meth:`advance` rescales gradients now: gradient
+        equilibrium is on, the encoder is training and autograd records."""
+        return getattr(self, "gradient_equilibrium", False) and self.training and torch.is_grad_enabled()
 
     def forward(self, feats, lengths, max_exit: Optional[int] = None) -> List[torch.Tensor]:
         """Outputs of every exit up to ``max_exit`` (default: all), each

@@ -147,3 +147,22 @@ def test_an4_recipe_warm_start_from_the_shipped_model(an4_dir, tmp_path, monkeyp
                 f"--init_from={shipped}", *common])
     cold = run(["hparams/conformer_ee.yaml", f"--output_folder={tmp_path / 'cold'}", *common])
     assert warm.test_results["test"]["wer"][0] < 30 < cold.test_results["test"]["wer"][0]
+
+
+def test_an4_recipe_with_distillation_and_gradient_equilibrium(an4_dir, tmp_path, monkeypatch):
+    """The loss keys of the recipe reach the Brain and the encoder: the train
+    log has the lower exit's KD term, the exported model carries the
+    (training-only) gradient-equilibrium flag and loads."""
+    monkeypatch.chdir(RECIPE)
+    out, model = tmp_path / "exp", tmp_path / "model"
+    brain = run(["hparams/conformer_ee.yaml", f"--data_folder={an4_dir}", f"--output_folder={out}",
+                 f"--pretrained_folder={model}", *TINY, "--lm_weight=0",
+                 "--distill_weight=0.5", "--distill_temperature=2.0", "--distill_blank_threshold=0.95",
+                 "--exit_weights=depth", "--gradient_equilibrium=True"])
+    assert brain.unwrapped_model.encoder.gradient_equilibrium is True
+    assert brain.exit_weights() == [0.6666666666666666, 1.3333333333333333]
+    assert "kd_exit1" in brain.train_stats and "kd_exit2" not in brain.train_stats
+    assert "kd_exit1" in (out / "train_log.txt").read_text()
+    assert "gradient_equilibrium: true" in (model / "hyperparams.yaml").read_text()
+    asr = EarlyExitASR.from_hparams(source=str(model), savedir=str(tmp_path / "asr"))
+    assert asr.mods.model.encoder.gradient_equilibrium is True and not asr.mods.model.training
