@@ -6,7 +6,7 @@ For each ``--lengths`` value (seconds), the AN4 test utterances are
 concatenated in their list order (cycling through the list again when it is
 shorter; whole utterances only, so the reference is exact) into one 16-bit
 WAV file, and a fresh Python process loads the model and recognises that file
-with the model's defaults (its selector, greedy CTC unless ``--beam-size``;
+with the model's defaults (its selector and decoding unless ``--beam-size``;
 inputs longer than ``chunk_seconds`` are cut at pauses and recognised in
 segments: :mod:`speechbrain_ee.inference.chunked`). That process reports its
 peak resident memory (``ru_maxrss``, which includes loading Python, torch and
@@ -59,7 +59,7 @@ def parse_args(argv=None):
     parser.add_argument("--lengths", type=float, nargs="+", default=[60, 300, 600], help="seconds")
     parser.add_argument("--unchunked", type=float, nargs="*", default=[], help="lengths also run without chunking")
     parser.add_argument("--chunk-seconds", type=float, default=None, help="default: the model's")
-    parser.add_argument("--beam-size", type=int, default=None, help="default: the model's (greedy)")
+    parser.add_argument("--beam-size", type=int, default=None, help="default: the model's own decoding (its test_beam_size); 0: greedy")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--max-utterances", type=int, default=None, help="use only the first N test utterances")
     parser.add_argument("--pause-grid", default=None, metavar="CSV",
@@ -176,7 +176,7 @@ def pause_grid(args, started):
         "csv": args.pause_grid, "utterances": len(rows), "seconds": round(wav.shape[0] / 16000, 1),
         "one_by_one": {"wer_default_selector": wer([asr.recognize_batch(w[None])[0].text for w in wavs]),
                        "wer_last_exit": wer([asr.recognize_batch(w[None], exit=last)[0].text for w in wavs])},
-        "grid": grid, "decoder": "greedy CTC" if not args.beam_size else f"CTC prefix beam {args.beam_size}",
+        "grid": grid, "decoder": repr(asr.decoder),  # what ran: the model's default unless --beam-size
         "selector": repr(asr.default_selector), "threads": args.threads,
         "machine": machine_info(), "wall_s": round(time.time() - started, 1),
     }, args.json_out)
@@ -227,7 +227,7 @@ def main(argv=None):
     result = {
         "command": "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(__file__)] + sys.argv[1:]),
         "model": args.model,
-        "decoder": "greedy CTC" if not args.beam_size else f"CTC prefix beam {args.beam_size}",
+        "decoder": repr(asr.decoder),  # what ran: the model's default unless --beam-size
         "selector": repr(asr.default_selector),
         "threads": args.threads,
         "runs": runs,

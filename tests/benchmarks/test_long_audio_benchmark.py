@@ -22,6 +22,7 @@ def test_robust_long_audio_benchmark_writes_json(tmp_path, an4_dir, load_benchma
     assert longest["seconds"] <= 25
     assert longest["wer_delta"] == round(longest["wer_long_file"] - longest["wer_one_by_one"], 2)
     assert {"command", "machine", "wall_s"} <= set(result)
+    assert result["decoder"].startswith("CTC prefix beam search (beam 30")  # what ran: the model's default
 
 
 def test_robust_pause_grid_mode(tmp_path, an4_dir, load_benchmark):
