@@ -5,8 +5,12 @@ does not know (:class:`~speechbrain_ee.selection.selectors.GuardedAgreementSelec
 
     python -m speechbrain_ee.data.degrade --an4 ../shared/data/an4 --output /tmp/an4_degraded
     python -m speechbrain_ee.selection.robust --model pretrained/an4-conformer-ctc-ee \\
-        --sets /tmp/an4_degraded --tables results/robust_an4_exits.json --output results/robust_an4.json \\
+        --sets /tmp/an4_degraded --tables results/robust_an4_exits.json --output results/robust_an4_shipped.json \\
         --selector-out results/robust_an4_selector.yaml
+    # another model against that record, with its long-audio benchmark
+    python -m speechbrain_ee.selection.robust --model pretrained/an4-conformer-ctc-ee-robust \\
+        --sets /tmp/an4_degraded --tables results/robust_an4_robust_exits.json --output results/robust_an4.json \\
+        --before results/robust_an4_shipped.json --long-audio results/long_audio_robust.json
 
 ``--sets`` is the folder :mod:`speechbrain_ee.data.degrade` wrote
 (``dev/<condition>.csv``, ``test/<condition>.csv``). Each set is decoded once
@@ -53,21 +57,42 @@ from speechbrain_ee.selection.sweep import (
 SINGLE_MEASURE = ("entropy", "confidence", "patience", "agreement")
 
 
-def read_baseline(path, sets):
+def read_baseline(path, utterances):
     """The results JSON of the baseline model (``--before``), checked to
-    have been measured on the same degraded sets."""
+    have been measured on the same conditions with as many utterances each
+    (``utterances``: this run's count per condition)."""
     try:
         with open(path) as handle:
             baseline = json.load(handle)
     except (OSError, json.JSONDecodeError) as err:
         raise ValueError(f"--before {path}: not a readable results JSON ({err})") from err
     before = baseline.get("before") or {}
-    if "wer_per_exit" not in before or "sets" not in baseline:
-        raise ValueError(f"--before {path}: no 'before.wer_per_exit' / 'sets' (not written by this command)")
-    made_here = os.path.join(sets, "test")
-    if any(os.path.dirname(p) != made_here for p in baseline["sets"].values()):
-        raise ValueError(f"--before {path}: measured on other sets than {made_here}")
+    if "wer_per_exit" not in before or "utterances" not in baseline:
+        raise ValueError(f"--before {path}: no 'before.wer_per_exit' / 'utterances' (not written by this command)")
+    if baseline["utterances"] != utterances:
+        raise ValueError(f"--before {path}: measured on other sets ({baseline['utterances']} utterances, "
+                         f"here {utterances})")
     return baseline
+
+
+def read_long_audio(path, model):
+    """``long_audio_600s_peak_rss_gb`` and the long-file WER of a
+    ``benchmarks/long_audio.py`` record of ``model`` (``--long-audio``)."""
+    try:
+        with open(path) as handle:
+            record = json.load(handle)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"--long-audio {path}: not a readable JSON ({err})") from err
+    if "longest" not in record or "long_audio_600s_peak_rss_gb" not in record:
+        raise ValueError(f"--long-audio {path}: not written by benchmarks/long_audio.py")
+    if os.path.basename(os.path.normpath(record.get("model", ""))) != os.path.basename(os.path.normpath(model)):
+        raise ValueError(f"--long-audio {path}: measured {record.get('model')!r}, not {model!r}")
+    return {
+        "long_audio_600s_peak_rss_gb": record["long_audio_600s_peak_rss_gb"],
+        "long_audio": {"source": path, "decoder": record.get("decoder"), "selector": record.get("selector"),
+                       **record["longest"]},
+        "long_audio_note": f"from {path}",
+    }
 
 
 def with_baseline(result, baseline):
@@ -246,6 +271,8 @@ def build_parser():
                         help="guarded selector: largest WER above the fixed exits at the same depth "
                              "allowed on each degraded dev set (absolute %%)")
     parser.add_argument("--no-greedy", action="store_true", help="skip the greedy per-exit WER")
+    parser.add_argument("--long-audio", metavar="FILE",
+                        help="a benchmarks/long_audio.py JSON of this model: its 600 s peak RSS and WER delta are copied")
     parser.add_argument("--before", metavar="FILE",
                         help="the results JSON of this command for the baseline model on the same sets: "
                              "its per-exit WER becomes 'before', this model's 'after'")
@@ -287,7 +314,8 @@ def main(argv=None):
             greedy = exit_tables(asr, args.sets, "test", args.conditions, args.tables, greedy=True,
                                  batch_size=args.batch_size)
         decode_s = time.time() - start
-        baseline = read_baseline(args.before, args.sets) if args.before else None
+        baseline = read_baseline(args.before, {c: len(t.ids) for c, t in test.items()}) if args.before else None
+        long_audio = read_long_audio(args.long_audio, args.model) if args.long_audio else None
         singles = calibrated_single_measure(dev["clean"], target_wer, args.topk)
         guarded, _ = calibrate_on_mix(dev, guarded_candidates(dev), target_wer=target_wer, max_gap=args.max_gap)
     except (DataPreparationError, ValueError, FileNotFoundError, KeyError) as err:
@@ -333,6 +361,8 @@ def main(argv=None):
         result["wer_ratio_8k_band_exit12"] = round(beam["8k-band"][-1] / beam["clean"][-1], 3)
     if baseline is not None:
         result.update(with_baseline(result, baseline))
+    if long_audio is not None:
+        result.update(long_audio)
     goals = {}
     for condition in args.conditions:
         if condition == "clean":

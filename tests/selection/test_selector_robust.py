@@ -165,7 +165,16 @@ def test_robust_report_from_cached_tables(tmp_path, capsys):
     assert compared["after"]["wer_per_exit"]["8k-band"] == [50.0, 0.0, 0.0, 0.0]
     assert compared["before"]["wer_per_exit"]["8k-band"] == [60.0, 40.0, 30.0, 20.0]
     assert compared["models"] == {"before": "baseline", "after": str(model)}
-    baseline["sets"] = {"clean": "/elsewhere/test/clean.csv"}
+    long = tmp_path / "long.json"
+    long.write_text(json.dumps({"model": str(model), "long_audio_600s_peak_rss_gb": 0.8, "decoder": "greedy CTC",
+                                "longest": {"seconds": 598.7, "wer_delta": 1.5}}))
+    assert robust_main([*args, "--long-audio", str(long)]) == 0
+    compared = json.loads(out.read_text())
+    assert compared["long_audio_600s_peak_rss_gb"] == 0.8 and compared["long_audio"]["wer_delta"] == 1.5
+    long.write_text(json.dumps({"model": "another", "long_audio_600s_peak_rss_gb": 0.8, "longest": {}}))
+    assert robust_main([*args, "--long-audio", str(long)]) == 2
+    assert "not " in capsys.readouterr().err
+    baseline["utterances"] = {"clean": 19, "8k-band": 20}
     (tmp_path / "baseline.json").write_text(json.dumps(baseline))
     assert robust_main([*args, "--before", str(tmp_path / "baseline.json")]) == 2
     assert "measured on other sets" in capsys.readouterr().err
@@ -207,9 +216,9 @@ def _batch(asr, paths):
 
 
 def test_robust_an4_report_replays_from_its_exit_tables(tmp_path):
-    """results/robust_an4.json follows from its cached exit tables with today's
+    """results/robust_an4_shipped.json (the shipped model) follows from its cached exit tables with today's
     selectors and calibration (no decoding: about 20 s on one thread)."""
-    published = json.loads((REPO / "results" / "robust_an4.json").read_text())
+    published = json.loads((REPO / "results" / "robust_an4_shipped.json").read_text())
     out = tmp_path / "replay.json"
     assert robust_main(["--model", str(REPO / "pretrained" / "an4-conformer-ctc-ee"), "--sets", str(tmp_path),
                         "--tables", str(REPO / "results" / "robust_an4_exits.json"), "--output", str(out)]) == 0
@@ -217,3 +226,20 @@ def test_robust_an4_report_replays_from_its_exit_tables(tmp_path):
     for key in ("before", "selectors", "clean_depth_at_equal_wer", "wer_ratio_8k_band_exit12",
                 "guarded_within_1_of_fixed_on_every_degraded_test_set"):
         assert replay[key] == published[key], key
+
+
+def test_robust_an4_before_after_report_replays_from_its_exit_tables(tmp_path):
+    """results/robust_an4.json (the robust model against the shipped one, its
+    selectors, its long-audio record) follows from its cached exit tables."""
+    published = json.loads((REPO / "results" / "robust_an4.json").read_text())
+    out = tmp_path / "replay.json"
+    assert robust_main(["--model", str(REPO / "pretrained" / "an4-conformer-ctc-ee-robust"), "--sets", str(tmp_path),
+                        "--tables", str(REPO / "results" / "robust_an4_robust_exits.json"), "--output", str(out),
+                        "--before", str(REPO / "results" / "robust_an4_shipped.json"),
+                        "--long-audio", str(REPO / "results" / "long_audio_robust.json")]) == 0
+    replay = json.loads(out.read_text())
+    for key in ("before", "after", "selectors", "clean_depth_at_equal_wer", "wer_ratio_8k_band_exit12",
+                "clean_top_exit_change", "long_audio_600s_peak_rss_gb",
+                "guarded_within_1_of_fixed_on_every_degraded_test_set"):
+        assert replay[key] == published[key], key
+    assert published["wer_ratio_8k_band_exit12"] <= 1.5 < published["wer_ratio_8k_band_exit12_before"]
