@@ -6,11 +6,10 @@ epoch or a crash after the whole training (``number_of_epochs: 0``,
 
 import math
 import numbers
-import os
 
 from speechbrain_ee.losses import check_distillation_options, resolve_exit_weights
 from speechbrain_ee.nnet.lengths import check_exit_layers
-from speechbrain_ee.warm_start import PARTS
+from speechbrain_ee.warm_start import PARTS, check_parts, source_checkpoint
 
 
 def check_number(name, value, minimum=None, maximum=None, integer=False, allow_none=False):
@@ -115,8 +114,8 @@ def check_warm_start(hparams):
     source = hparams.get("init_from")
     if source is None:
         return
-    if not isinstance(source, str) or not os.path.isfile(os.path.join(source, "model.ckpt")):
-        raise ValueError(f"init_from: no model.ckpt in {source} (an exported model or a checkpoint directory)")
-    parts = hparams.get("init_parts", PARTS)
-    if not isinstance(parts, (list, tuple)) or not parts or set(parts) - set(PARTS):
-        raise ValueError(f"init_parts must be a non-empty list of {list(PARTS)}, got {parts!r}")
+    try:
+        source_checkpoint(source)
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from None
+    check_parts(hparams.get("init_parts", PARTS))

@@ -71,6 +71,23 @@ class WarmStartReport:
                 + ("; input statistics copied" if self.normalize else ""))
 
 
+def source_checkpoint(source):
+    """``<source>/model.ckpt``, or a one-line error naming ``init_from``."""
+    path = os.path.join(os.path.abspath(source), "model.ckpt") if isinstance(source, str) else None
+    if path is None or not os.path.isfile(path):
+        raise FileNotFoundError(f"init_from: no model.ckpt in {source} (an exported model or a checkpoint directory)")
+    return path
+
+
+def check_parts(parts):
+    """Raises naming ``init_parts`` unless it is a non-empty list of :data:`PARTS`."""
+    if not isinstance(parts, (list, tuple)) or not parts:
+        raise ValueError(f"init_parts must be a non-empty list of {list(PARTS)}, got {parts!r}")
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"init_parts: unknown part(s) {unknown}; choose from {list(PARTS)}")
+
+
 def load_source(source, source_tokenizer=None, source_exit_layers=None):
     """The state dict, exit layers and tokenizer of a trained model.
 
@@ -98,10 +115,8 @@ def load_source(source, source_tokenizer=None, source_exit_layers=None):
     """
     import sentencepiece
 
-    folder = os.path.abspath(source)
-    path = os.path.join(folder, "model.ckpt")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"init_from: no model.ckpt in {source} (an exported model or a checkpoint directory)")
+    path = source_checkpoint(source)
+    folder = os.path.dirname(path)
     if os.path.isfile(os.path.join(folder, CHECKSUM_FILE)):
         verify_export_files(path)
     state = torch.load(path, map_location="cpu")
@@ -201,9 +216,7 @@ def warm_start(model, source, parts=("encoder", "ctc_heads", "normalize"), norma
     WarmStartReport
 
     """
-    unknown = sorted(set(parts) - set(PARTS))
-    if unknown:
-        raise ValueError(f"init_parts: unknown part(s) {unknown}; choose from {list(PARTS)}")
+    check_parts(parts)
     src = load_source(source, source_tokenizer, source_exit_layers)
     state, report = src["state"], WarmStartReport(source=src["folder"])
     target = model.state_dict()
@@ -246,6 +259,7 @@ def warm_start(model, source, parts=("encoder", "ctc_heads", "normalize"), norma
                 tokenizer, src["tokenizer"], target["heads.linears.0.weight"].shape[0], source_classes.shape[0])
             report.matched_classes = len(rows)
     shared_source = _exit_count(state, "heads.linears.") == 1 and len(source_layers) > 1
+    shared_target = len(target_layers) > 1 and _exit_count(target, "heads.linears.") == 1
     for key in target:
         if key in derived:
             continue
@@ -261,7 +275,6 @@ def warm_start(model, source, parts=("encoder", "ctc_heads", "normalize"), norma
                 report.kept.append(key)
         elif "ctc_heads" in parts and key.startswith("heads.linears."):
             index, rest = key[len("heads.linears."):].split(".", 1)
-            shared_target = len(target_layers) > 1 and _exit_count(target, "heads.linears.") == 1
             j = 0 if shared_source else (None if shared_target else exit_of_layer.get(target_layers[int(index)]))
             source_key = None if j is None else f"heads.linears.{j}.{rest}"
             if source_key in state:

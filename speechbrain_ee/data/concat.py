@@ -81,9 +81,7 @@ class ConcatUtterances(torch.nn.Module):
                 rows.append(wavs[i, :counts[i]])
         if not self.pairs:
             return wavs, lengths
-        new_counts = torch.tensor([len(row) for row in rows], dtype=torch.float, device=wavs.device)
-        joined = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        return joined, new_counts / joined.shape[1]
+        return padded(rows)
 
     def join_labels(self, tokens, token_lens):
         """The targets of the batch joined as the last :meth:`forward` joined
@@ -95,6 +93,11 @@ class ConcatUtterances(torch.nn.Module):
         separator = [] if self.separator_index is None else [tokens.new_tensor([self.separator_index])]
         for i, j in self.pairs:
             rows[i] = torch.cat([tokens[i, :counts[i]], *separator, tokens[j, :counts[j]]])
-        new_counts = torch.tensor([len(row) for row in rows], dtype=torch.float, device=tokens.device)
-        joined = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        return joined, new_counts / joined.shape[1]
+        return padded(rows)
+
+
+def padded(rows):
+    """Rows of different lengths as one padded tensor and relative lengths."""
+    joined = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+    counts = torch.tensor([len(row) for row in rows], dtype=torch.float, device=joined.device)
+    return joined, counts / joined.shape[1]
