@@ -100,7 +100,8 @@ def run(argv=None):
         hparams["train_lm"](hparams, run_opts)
     if hparams.get("init_from"):  # a checkpoint recovered by fit() replaces these weights
         warm_start(hparams["model"], hparams["init_from"], parts=hparams.get("init_parts", PARTS),
-                   normalize=hparams.get("normalize"), tokenizer=hparams["tokenizer"])
+                   normalize=hparams.get("normalize"), tokenizer=hparams["tokenizer"],
+                   source_tokenizer=hparams.get("init_tokenizer"))
 
     brain = hparams["brain_class"](
         modules=hparams["modules"],

@@ -5,6 +5,7 @@ epoch or a crash after the whole training (``number_of_epochs: 0``,
 """
 
 import math
+import os
 import numbers
 
 from speechbrain_ee.losses import check_distillation_options, resolve_exit_weights
@@ -119,3 +120,6 @@ def check_warm_start(hparams):
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None
     check_parts(hparams.get("init_parts", PARTS))
+    tokenizer = hparams.get("init_tokenizer")
+    if tokenizer is not None and not os.path.isfile(tokenizer):
+        raise ValueError(f"init_tokenizer: no file {tokenizer} (the source model's SentencePiece model)")

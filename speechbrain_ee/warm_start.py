@@ -99,8 +99,9 @@ def load_source(source, source_tokenizer=None, source_exit_layers=None):
         its files are verified against ``checksums.sha256``) or a
         SpeechBrain checkpoint directory (``CKPT+...`` with ``model.ckpt``).
     source_tokenizer : str, optional
-        The source's SentencePiece file (default: ``tokenizer.model`` in
-        ``source``; needed only to copy CTC heads).
+        The source's SentencePiece file (default:
+        :func:`source_tokenizer_file`; needed only to copy CTC heads
+        between vocabularies that differ).
     source_exit_layers : list of int, optional
         The source's exit layers (default: read from an exported directory;
         for a checkpoint directory, the number of exit norms in the file
@@ -123,13 +124,42 @@ def load_source(source, source_tokenizer=None, source_exit_layers=None):
     if not isinstance(state, dict) or not any(key.startswith("encoder.") for key in state):
         raise ValueError(f"init_from: {path} holds no early-exit encoder (no 'encoder.*' tensors)")
     exit_layers = list(source_exit_layers) if source_exit_layers else exported_exit_layers(folder)
-    tokenizer_file = source_tokenizer or os.path.join(folder, "tokenizer.model")
+    if source_tokenizer and not os.path.isfile(source_tokenizer):
+        raise FileNotFoundError(f"init_tokenizer: source tokenizer {source_tokenizer} not found")
+    tokenizer_file = source_tokenizer or source_tokenizer_file(folder)
     tokenizer = None
-    if os.path.isfile(tokenizer_file):
+    if tokenizer_file:
         tokenizer = sentencepiece.SentencePieceProcessor(model_file=tokenizer_file)
-    elif source_tokenizer:
-        raise FileNotFoundError(f"init_from: source tokenizer {source_tokenizer} not found")
     return {"state": state, "exit_layers": exit_layers, "tokenizer": tokenizer, "folder": folder}
+
+
+def source_tokenizer_file(folder):
+    """The SentencePiece file of a source model folder: its
+    ``tokenizer.model`` (an exported model), else, for a recipe's
+    checkpoint (``<save>/CKPT+...``), the one ``*.model`` of
+    ``<save>/tokenizer``; None when neither exists.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> save = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(save, "CKPT+1")); os.makedirs(os.path.join(save, "tokenizer"))
+    >>> source_tokenizer_file(os.path.join(save, "CKPT+1")) is None
+    True
+    >>> open(os.path.join(save, "tokenizer", "29_char.model"), "w").close()
+    >>> os.path.basename(source_tokenizer_file(os.path.join(save, "CKPT+1")))
+    '29_char.model'
+    """
+    exported = os.path.join(folder, "tokenizer.model")
+    if os.path.isfile(exported):
+        return exported
+    recipe_folder = os.path.join(os.path.dirname(os.path.abspath(folder)), "tokenizer")
+    models = sorted(name for name in os.listdir(recipe_folder) if name.endswith(".model")) \
+        if os.path.isdir(recipe_folder) else []
+    if len(models) > 1:
+        raise ValueError(f"init_from: {recipe_folder} holds several tokenizers ({', '.join(models)}); "
+                         "name the source's with init_tokenizer")
+    return os.path.join(recipe_folder, models[0]) if models else None
 
 
 def exported_exit_layers(folder):

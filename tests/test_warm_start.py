@@ -114,3 +114,30 @@ def test_warm_start_from_a_checkpoint_directory(source, tmp_path):
     two = build(CTC_YAML, seed=9, output_neurons=10, num_layers=2, exit_layers=[2])
     with pytest.raises(ValueError, match="source_exit_layers"):
         warm_start(two["model"], str(ckpt), parts=("encoder",))
+
+
+def test_warm_start_aed_from_a_recipe_checkpoint_finds_its_tokenizer(source, tmp_path):
+    """A recipe's ``<save>/CKPT+...`` has no tokenizer.model: the one
+    ``<save>/tokenizer/*.model`` matches the head rows; two are ambiguous."""
+    src = load_model_dir(source)
+    ckpt = tmp_path / "save" / "CKPT+x"
+    ckpt.mkdir(parents=True)
+    torch.save(src["model"].state_dict(), ckpt / "model.ckpt")
+    aed_tokenizer, vocab = train_tokenizer(
+        ["HELLO WORLD", "THE QUICK BROWN FOX", "YES NO STOP GO"], str(tmp_path / "aed"), bos_eos=True)
+    fresh = build(AED_YAML, seed=5, output_neurons=vocab + 1)
+    with pytest.raises(ValueError, match="give both tokenizers"):  # no source tokenizer anywhere
+        warm_start(fresh["model"], str(ckpt), parts=("ctc_heads",), tokenizer=aed_tokenizer)
+    (tmp_path / "save" / "tokenizer").mkdir()
+    src_file = os.path.join(source, "tokenizer.model")
+    with open(src_file, "rb") as handle:
+        (tmp_path / "save" / "tokenizer" / "29_char.model").write_bytes(handle.read())
+    report = warm_start(fresh["model"], str(ckpt), parts=("ctc_heads",), tokenizer=aed_tokenizer)
+    assert {"<s>", "</s>"} <= set(report.unmatched_pieces)
+    assert same(fresh["model"].heads.linears[0].weight[vocab], src["model"].heads.linears[0].weight[-1])
+    (tmp_path / "save" / "tokenizer" / "other.model").write_bytes(b"")
+    with pytest.raises(ValueError, match="several tokenizers .* init_tokenizer"):
+        warm_start(fresh["model"], str(ckpt), parts=("ctc_heads",), tokenizer=aed_tokenizer)
+    with pytest.raises(FileNotFoundError, match="init_tokenizer: source tokenizer /no/file not found"):
+        warm_start(fresh["model"], str(ckpt), parts=("ctc_heads",), tokenizer=aed_tokenizer,
+                   source_tokenizer="/no/file")

@@ -192,8 +192,10 @@ class EarlyExitCTCBrain(sb.Brain):
     def compute_objectives(self, predictions, batch, stage):
         """``Σ_i w_i CTC_i`` over the exits (Eq. 2 with the weights of
         :meth:`exit_weights`), plus ``distill_weight · Σ_{i<top} KD_i``
-        when ``distill_weight`` > 0 (:meth:`distillation`); per-exit
-        WER/CER outside training."""
+        when ``distill_weight`` > 0 (:meth:`distillation`) in training;
+        per-exit WER/CER outside training. Outside training the KD terms are
+        only logged (``kd_exit<L>``), so the dev loss of a distilled run is the
+        same objective as a plain run's and the two compare."""
         log_probs, rel_lens = predictions
         tokens, tokens_lens = self.batch_targets(batch, stage)
         loss, per_exit = early_exit_ctc_loss(
@@ -204,7 +206,8 @@ class EarlyExitCTCBrain(sb.Brain):
         distill_weight = self.distill_weight()
         if distill_weight > 0:
             kd_total, kd_per_exit = self.distillation(log_probs, rel_lens)
-            loss = loss + distill_weight * kd_total
+            if stage == sb.Stage.TRAIN:
+                loss = loss + distill_weight * kd_total
             self.record_distillation_losses(kd_per_exit)
         if stage != sb.Stage.TRAIN:
             targets = self.references(batch)

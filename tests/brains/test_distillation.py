@@ -114,3 +114,21 @@ def test_aed_brain_refuses_distillation_and_resolves_exit_weights():
     with pytest.raises(ValueError, match="distill_weight 0.5: self-distillation is for the CTC Brain"):
         brain.check_contract()
     assert brain.exit_weights() == pytest.approx([2 / 3, 4 / 3])  # the same scheme resolution
+
+
+def test_dev_loss_is_the_ctc_objective_with_kd_only_logged():
+    model = tiny_model().eval()
+    batch = PaddedBatch([{"id": k, "wrd": "A B", **v} for k, v in utterances().items()])
+    losses = {}
+    tokenizer = SimpleNamespace(decode_ids=lambda ids: " ".join(map(str, ids)))
+    for weight in (0.0, 1.0):
+        brain = make_brain(model, distill_weight=weight, distill_temperature=2.0, tokenizer=tokenizer)
+        brain.on_stage_start(sb.Stage.VALID)
+        with torch.no_grad():
+            predictions = brain.compute_forward(batch, sb.Stage.VALID)
+            losses[weight] = brain.compute_objectives(predictions, batch, sb.Stage.VALID)
+            train_loss = brain.compute_objectives(predictions, batch, sb.Stage.TRAIN)
+        stats = brain.exit_stats(sb.Stage.VALID)
+    assert torch.allclose(losses[1.0], losses[0.0])  # dev loss comparable with a plain run's
+    assert train_loss > losses[1.0]  # in training the KD term counts
+    assert stats["kd_exit1"] > 0  # and at dev it is logged
