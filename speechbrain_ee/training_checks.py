@@ -5,12 +5,11 @@ epoch or a crash after the whole training (``number_of_epochs: 0``,
 """
 
 import math
-import os
 import numbers
 
 from speechbrain_ee.losses import check_distillation_options, resolve_exit_weights
 from speechbrain_ee.nnet.lengths import check_exit_layers
-from speechbrain_ee.warm_start import PARTS, check_parts, source_checkpoint
+from speechbrain_ee.warm_start import PARTS, check_parts, check_source_tokenizer, source_checkpoint
 
 
 def check_number(name, value, minimum=None, maximum=None, integer=False, allow_none=False):
@@ -117,9 +116,7 @@ def check_warm_start(hparams):
         return
     try:
         source_checkpoint(source)
+        check_source_tokenizer(hparams.get("init_tokenizer"))
     except FileNotFoundError as err:
         raise ValueError(str(err)) from None
     check_parts(hparams.get("init_parts", PARTS))
-    tokenizer = hparams.get("init_tokenizer")
-    if tokenizer is not None and not os.path.isfile(tokenizer):
-        raise ValueError(f"init_tokenizer: no file {tokenizer} (the source model's SentencePiece model)")

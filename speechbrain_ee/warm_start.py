@@ -124,13 +124,19 @@ def load_source(source, source_tokenizer=None, source_exit_layers=None):
     if not isinstance(state, dict) or not any(key.startswith("encoder.") for key in state):
         raise ValueError(f"init_from: {path} holds no early-exit encoder (no 'encoder.*' tensors)")
     exit_layers = list(source_exit_layers) if source_exit_layers else exported_exit_layers(folder)
-    if source_tokenizer and not os.path.isfile(source_tokenizer):
-        raise FileNotFoundError(f"init_tokenizer: source tokenizer {source_tokenizer} not found")
-    tokenizer_file = source_tokenizer or source_tokenizer_file(folder)
+    tokenizer_file = check_source_tokenizer(source_tokenizer) or source_tokenizer_file(folder)
     tokenizer = None
     if tokenizer_file:
         tokenizer = sentencepiece.SentencePieceProcessor(model_file=tokenizer_file)
     return {"state": state, "exit_layers": exit_layers, "tokenizer": tokenizer, "folder": folder}
+
+
+def check_source_tokenizer(path):
+    """``path`` (``init_tokenizer``) when it is None or a file, else a
+    one-line error naming ``init_tokenizer``."""
+    if path and not os.path.isfile(path):
+        raise FileNotFoundError(f"init_tokenizer: source tokenizer {path} not found")
+    return path
 
 
 def source_tokenizer_file(folder):

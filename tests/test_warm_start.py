@@ -141,3 +141,11 @@ def test_warm_start_aed_from_a_recipe_checkpoint_finds_its_tokenizer(source, tmp
     with pytest.raises(FileNotFoundError, match="init_tokenizer: source tokenizer /no/file not found"):
         warm_start(fresh["model"], str(ckpt), parts=("ctc_heads",), tokenizer=aed_tokenizer,
                    source_tokenizer="/no/file")
+
+
+def test_start_up_check_names_a_missing_init_tokenizer(source):
+    from speechbrain_ee.training_checks import check_warm_start
+
+    check_warm_start({"init_from": source, "init_tokenizer": os.path.join(source, "tokenizer.model")})
+    with pytest.raises(ValueError, match="init_tokenizer: source tokenizer /no/file not found"):
+        check_warm_start({"init_from": source, "init_tokenizer": "/no/file"})
