@@ -57,6 +57,7 @@ RECIPE_NUMBERS = {
     "max_grad_norm": dict(minimum=0),
     "time_budget_s": dict(minimum=0, allow_none=True),
     "distill_weight": dict(minimum=0, allow_none=True),
+    "distill_start_epoch": dict(minimum=1, integer=True),
 }
 
 

@@ -82,6 +82,8 @@ class EarlyExitCTCBrain(sb.Brain):
         BrainOption("distill_temperature", 1.0, "temperature of the self-distillation"),
         BrainOption("distill_blank_threshold", None, "self-distillation skips frames where the top "
                     "exit's blank probability exceeds this (None: keep all)"),
+        BrainOption("distill_start_epoch", 1, "first epoch whose training loss has the self-distillation "
+                    "term (before it, the term is only logged)"),
         BrainOption("lr_annealing", None, "learning-rate scheduler, step- or epoch-level"),
         BrainOption("lr_annealing_metric", "loss", "validation statistic an epoch-level scheduler reads"),
         BrainOption("epoch_counter", None, "the epoch counter (its limit plans a step schedule's length)"),
@@ -192,10 +194,11 @@ class EarlyExitCTCBrain(sb.Brain):
     def compute_objectives(self, predictions, batch, stage):
         """``Σ_i w_i CTC_i`` over the exits (Eq. 2 with the weights of
         :meth:`exit_weights`), plus ``distill_weight · Σ_{i<top} KD_i``
-        when ``distill_weight`` > 0 (:meth:`distillation`) in training;
-        per-exit WER/CER outside training. Outside training the KD terms are
-        only logged (``kd_exit<L>``), so the dev loss of a distilled run is the
-        same objective as a plain run's and the two compare."""
+        when ``distill_weight`` > 0 (:meth:`distillation`) in training, from
+        epoch ``distill_start_epoch`` on; per-exit WER/CER outside training.
+        Elsewhere (dev, test, training epochs before the start) the KD terms
+        are only logged (``kd_exit<L>``), so the dev loss of a distilled run is
+        the same objective as a plain run's and the two compare."""
         log_probs, rel_lens = predictions
         tokens, tokens_lens = self.batch_targets(batch, stage)
         loss, per_exit = early_exit_ctc_loss(
@@ -206,7 +209,7 @@ class EarlyExitCTCBrain(sb.Brain):
         distill_weight = self.distill_weight()
         if distill_weight > 0:
             kd_total, kd_per_exit = self.distillation(log_probs, rel_lens)
-            if stage == sb.Stage.TRAIN:
+            if stage == sb.Stage.TRAIN and self.distillation_started():
                 loss = loss + distill_weight * kd_total
             self.record_distillation_losses(kd_per_exit)
         if stage != sb.Stage.TRAIN:
@@ -229,6 +232,17 @@ class EarlyExitCTCBrain(sb.Brain):
         if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < math.inf:
             raise ValueError(f"distill_weight must be a finite number >= 0, got {weight!r}")
         return weight
+
+    def distillation_started(self):
+        """Whether the current training epoch (SpeechBrain's ``fit`` passes it
+        to :meth:`on_stage_start`) is ``distill_start_epoch`` or later; the
+        teacher of an untrained model is its blank-dominated top exit, so a
+        later start lets the CTC losses leave the blank stage first."""
+        start = self.option("distill_start_epoch")
+        if isinstance(start, bool) or not isinstance(start, int) or start < 1:
+            raise ValueError(f"distill_start_epoch must be an integer >= 1, got {start!r}")
+        epoch = getattr(self, "stage_epoch", None)
+        return epoch is None or epoch >= start
 
     def distillation(self, log_probs, rel_lens):
         """``(total, per_exit)`` self-distillation of the lower exits from the
@@ -315,6 +329,7 @@ class EarlyExitCTCBrain(sb.Brain):
         lowered its limit to fit its time budget); builds the test decoder."""
         if stage == sb.Stage.TRAIN:
             self.plan_schedule()
+        self.stage_epoch = epoch
         n = len(self.exit_layers)
         self.exit_loss_sums = [0.0] * n
         self.exit_loss_count = 0

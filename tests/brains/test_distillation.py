@@ -97,6 +97,7 @@ def test_kd_reaches_the_lower_exit_but_not_the_top_exit():
     ({"distill_weight": float("nan")}, "distill_weight must be a finite number >= 0"),
     ({"distill_weight": 1.0, "distill_temperature": 0.0}, "distill_temperature must be a finite number > 0"),
     ({"distill_weight": 1.0, "distill_blank_threshold": 2.0}, "distill_blank_threshold must be null or a number"),
+    ({"distill_weight": 1.0, "distill_start_epoch": 0}, "distill_start_epoch must be an integer >= 1, got 0"),
     ({"exit_weights": [1.0]}, "exit_weights: 1 exit weights for 2 exits"),
     ({"exit_weights": "deep"}, "exit_weights: unknown scheme 'deep'"),
 ])
@@ -132,3 +133,22 @@ def test_dev_loss_is_the_ctc_objective_with_kd_only_logged():
     assert torch.allclose(losses[1.0], losses[0.0])  # dev loss comparable with a plain run's
     assert train_loss > losses[1.0]  # in training the KD term counts
     assert stats["kd_exit1"] > 0  # and at dev it is logged
+
+
+def test_distillation_counts_in_training_from_its_start_epoch_on():
+    model = tiny_model().train()
+    batch = PaddedBatch([{"id": k, **v} for k, v in utterances().items()])
+    brain = make_brain(model, distill_weight=1.0, distill_temperature=2.0, distill_start_epoch=3)
+    losses = {}
+    for epoch in (1, 2, 3, 4):
+        brain.on_stage_start(sb.Stage.TRAIN, epoch)
+        with torch.no_grad():
+            losses[epoch] = brain.compute_objectives(brain.compute_forward(batch, sb.Stage.TRAIN), batch,
+                                                     sb.Stage.TRAIN)
+        assert brain.kd_loss_count == 1  # logged in every epoch
+    plain = make_brain(model)
+    plain.on_stage_start(sb.Stage.TRAIN, 1)
+    with torch.no_grad():
+        plain_loss = plain.compute_objectives(plain.compute_forward(batch, sb.Stage.TRAIN), batch, sb.Stage.TRAIN)
+    assert torch.allclose(losses[1], plain_loss) and torch.allclose(losses[2], plain_loss)
+    assert losses[3] > plain_loss and torch.allclose(losses[3], losses[4])
