@@ -37,6 +37,8 @@ from speechbrain.utils.checkpoints import (
 )
 from speechbrain.utils.distributed import main_process_only
 
+from speechbrain_ee.checks import check_number
+
 logger = logging.getLogger(__name__)
 
 
@@ -76,9 +78,8 @@ def load_averaged_model(checkpointer, model, num_checkpoints, min_key=None, max_
     >>> len(used), model.weight.item()
     (2, 3.0)
     """
-    if num_checkpoints is None or int(num_checkpoints) < 1:
-        raise ValueError(f"avg_checkpoints must be a positive integer, got {num_checkpoints!r}")
-    if int(num_checkpoints) == 1:
+    check_number("avg_checkpoints", num_checkpoints, minimum=1, integer=True)
+    if num_checkpoints == 1:
         return []
     checkpoints = checkpointer.find_checkpoints(
         min_key=min_key, max_key=max_key, max_num_checkpoints=int(num_checkpoints)

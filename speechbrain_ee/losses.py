@@ -2,13 +2,11 @@
 loss weights (:func:`resolve_exit_weights`) and the self-distillation of the
 lower exits from the top one (:func:`exit_distillation_loss`)."""
 
-import math
-import numbers
-
 import torch
 from speechbrain.nnet import losses as sb_losses
 from speechbrain.nnet.losses import kldiv_loss
 
+from speechbrain_ee.checks import check_number, is_real
 from speechbrain_ee.nnet.lengths import as_counts, length_mask
 
 #: Named ``exit_weights`` schemes (besides a list of numbers).
@@ -57,16 +55,16 @@ def resolve_exit_weights(exit_weights, num_exits, exit_layers=None):
         if exit_layers is None or len(exit_layers) != num_exits:
             raise ValueError(f"exit_weights: the 'depth' scheme needs the layers of the {num_exits} exits")
         return [num_exits * layer / sum(exit_layers) for layer in exit_layers]
-    if not hasattr(exit_weights, "__len__") or not all(
-        isinstance(w, numbers.Real) and not isinstance(w, bool) for w in exit_weights
-    ):
+    if not hasattr(exit_weights, "__len__") or not all(is_real(w) for w in exit_weights):
         raise ValueError(f"exit_weights must be null, a scheme ({', '.join(EXIT_WEIGHT_SCHEMES)}) "
                          f"or a list of numbers, got {exit_weights!r}")
     weights = [float(w) for w in exit_weights]
     if len(weights) != num_exits:
         raise ValueError(f"exit_weights: {len(weights)} exit weights for {num_exits} exits")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or not any(weights):
-        raise ValueError(f"exit_weights must be finite and >= 0, not all 0, got {weights}")
+    for index, weight in enumerate(weights):
+        check_number(f"exit_weights[{index}]", weight, minimum=0)
+    if not any(weights):
+        raise ValueError(f"exit_weights must not all be 0, got {weights}")
     return weights
 
 
@@ -381,14 +379,8 @@ def check_distillation_options(temperature, blank_index=None, blank_threshold=No
     ...
     ValueError: blank_threshold 0.9 needs blank_index (the CTC blank)
     """
-    def real(value):
-        return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-    if not real(temperature) or temperature <= 0:
-        raise ValueError(f"{prefix}temperature must be a finite number > 0, got {temperature!r}")
-    if blank_threshold is not None and (not real(blank_threshold) or not 0 < blank_threshold <= 1):
-        raise ValueError(f"{prefix}blank_threshold must be null or a number in (0, 1], got {blank_threshold!r}")
-    if blank_index is not None and (isinstance(blank_index, bool) or not isinstance(blank_index, numbers.Integral)):
-        raise ValueError(f"blank_index must be an integer, got {blank_index!r}")
+    check_number(f"{prefix}temperature", temperature, above=0)
+    check_number(f"{prefix}blank_threshold", blank_threshold, above=0, maximum=1, allow_none=True)
+    check_number("blank_index", blank_index, integer=True, allow_none=True)
     if blank_threshold is not None and blank_threshold < 1 and blank_index is None:
         raise ValueError(f"{prefix}blank_threshold {blank_threshold} needs blank_index (the CTC blank)")

@@ -16,10 +16,11 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.checkpoints import compact_state_dict, load_averaged_model, write_checksums
 from speechbrain_ee.data.pipelines import load_dataset, train_loader_kwargs
 from speechbrain_ee.decoding import write_lexicon
-from speechbrain_ee.training_checks import check_number, validate_recipe_hparams
+from speechbrain_ee.training_checks import validate_recipe_hparams
 from speechbrain_ee.warm_start import PARTS, warm_start
 
 logger = logging.getLogger(__name__)

@@ -4,40 +4,10 @@ epoch or a crash after the whole training (``number_of_epochs: 0``,
 ``test_beam_size: -1``), or a silently ignored weight (``lm_weight: nan``).
 """
 
-import math
-import numbers
-
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.losses import check_distillation_options, resolve_exit_weights
 from speechbrain_ee.nnet.lengths import check_exit_layers
 from speechbrain_ee.warm_start import PARTS, check_parts, check_source_tokenizer, source_checkpoint
-
-
-def check_number(name, value, minimum=None, maximum=None, integer=False, allow_none=False):
-    """``value`` if it is a finite number within ``[minimum, maximum]``
-    (an integer when ``integer``), else a ``ValueError`` naming ``name``.
-
-    Example
-    -------
-    >>> check_number("lm_weight", 0.5, minimum=0)
-    0.5
-    >>> check_number("lm_weight", float("nan"), minimum=0)
-    Traceback (most recent call last):
-    ...
-    ValueError: lm_weight must be a finite number >= 0, got nan
-    """
-    if value is None and allow_none:
-        return value
-    kind = "an integer" if integer else "a finite number"
-    bounds = " and ".join(
-        f"{op} {bound}" for op, bound in ((">=", minimum), ("<=", maximum)) if bound is not None
-    )
-    wanted = f"{name} must be {kind}" + (f" {bounds}" if bounds else "")
-    numeric = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not numeric or not math.isfinite(value) or (integer and not isinstance(value, numbers.Integral)):
-        raise ValueError(f"{wanted}, got {value!r}")
-    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-        raise ValueError(f"{wanted}, got {value!r}")
-    return value
 
 
 # key -> options of check_number; checked when the recipe sets the key

@@ -14,6 +14,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / PACKAGE
 #: layer -> rank. A module may import its own layer and any layer of a lower
 #: rank; layers of equal rank ignore each other (nnet and data stand apart).
 LAYERS = {
+    "base": -1,         # the shared option checks: nothing of the package
     "nnet": 0,          # the networks: nothing of the package but nnet itself
     "data": 0,          # corpora, manifests, audio
     "runtime": 0,       # the torch-free ONNX runtime: nothing of the package but itself
@@ -37,7 +38,7 @@ LAYERS = {
 MODULE_LAYERS = {
     "nnet": "nnet", "data": "data", "runtime": "runtime",
     "checkpoints": "utils", "time_budget": "utils", "machine": "utils", "tokenizers": "utils", "plotting": "utils",
-    "warm_start": "utils",
+    "warm_start": "utils", "checks": "base",
     "losses": "losses", "features": "features",
     "decoding": "decoding", "aed_decoding": "decoding",
     "selection": "selection", "inference": "inference", "brains": "brains",

@@ -66,10 +66,10 @@ def test_depth_weights_in_the_loss():
 
 
 @pytest.mark.parametrize("weights, message", [
-    ([1.0, float("nan")], "exit_weights must be finite and >= 0"),
-    ([1.0, float("inf")], "exit_weights must be finite and >= 0"),
-    ([1.0, -0.5], "exit_weights must be finite and >= 0"),
-    ([0.0, 0.0], "not all 0"),
+    ([1.0, float("nan")], r"exit_weights\[1\] must be a finite number >= 0, got nan"),
+    ([1.0, float("inf")], r"exit_weights\[1\] must be a finite number >= 0, got inf"),
+    ([1.0, -0.5], r"exit_weights\[1\] must be a finite number >= 0, got -0.5"),
+    ([0.0, 0.0], "exit_weights must not all be 0"),
     ([1.0, 1.0, 1.0], "exit_weights: 3 exit weights for 2 exits"),
     (["1", 2], "exit_weights must be null, a scheme"),
     ([True, 1.0], "exit_weights must be null, a scheme"),
@@ -165,11 +165,11 @@ def test_no_frame_kept_gives_zero_and_a_single_exit_nothing():
     ({"temperature": float("nan")}, "temperature must be a finite number > 0, got nan"),
     ({"temperature": float("inf")}, "temperature must be a finite number > 0"),
     ({"temperature": True}, "temperature must be a finite number > 0"),
-    ({"blank_index": 4, "blank_threshold": 0.0}, r"blank_threshold must be null or a number in \(0, 1\]"),
-    ({"blank_index": 4, "blank_threshold": 1.5}, r"blank_threshold must be null or a number in \(0, 1\]"),
+    ({"blank_index": 4, "blank_threshold": 0.0}, "blank_threshold must be null or a finite number > 0 and <= 1"),
+    ({"blank_index": 4, "blank_threshold": 1.5}, "blank_threshold must be null or a finite number > 0 and <= 1"),
     ({"blank_threshold": 0.9}, "blank_threshold 0.9 needs blank_index"),
     ({"blank_index": 5, "blank_threshold": 0.9}, r"blank_index 5 outside 0..4"),
-    ({"blank_index": 1.5, "blank_threshold": 0.9}, "blank_index must be an integer"),
+    ({"blank_index": 1.5, "blank_threshold": 0.9}, "blank_index must be null or an integer, got 1.5"),
 ])
 def test_bad_distillation_options(kwargs, message):
     log_probs = [torch.randn(1, 4, 5).log_softmax(-1) for _ in range(2)]

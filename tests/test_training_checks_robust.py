@@ -42,11 +42,11 @@ def test_robust_bad_numbers_name_the_key(key, value, message):
 @pytest.mark.parametrize("hparams, message", [
     ({"exit_layers": [2, 4], "exit_weights": "deep"}, "exit_weights: unknown scheme 'deep'"),
     ({"exit_layers": [2, 4], "exit_weights": [1.0]}, "exit_weights: 1 exit weights for 2 exits"),
-    ({"exit_layers": [2, 4], "exit_weights": [1.0, float("nan")]}, "exit_weights must be finite and >= 0"),
-    ({"distill_weight": -0.5}, "distill_weight must be a finite number >= 0, got -0.5"),
+    ({"exit_layers": [2, 4], "exit_weights": [1.0, float("nan")]}, r"exit_weights\[1\] must be a finite number >= 0"),
+    ({"distill_weight": -0.5}, "distill_weight must be null or a finite number >= 0, got -0.5"),
     ({"distill_temperature": 0.0}, "distill_temperature must be a finite number > 0, got 0.0"),
     ({"distill_blank_threshold": 0.9}, "distill_blank_threshold 0.9 needs blank_index"),
-    ({"blank_index": 28, "distill_blank_threshold": 1.5}, "distill_blank_threshold must be null or a number"),
+    ({"blank_index": 28, "distill_blank_threshold": 1.5}, "distill_blank_threshold must be null or a finite number > 0 and <= 1, got 1.5"),
 ])
 def test_robust_bad_loss_options_name_the_key(hparams, message):
     with pytest.raises(ValueError, match=message):

@@ -6,6 +6,7 @@ from speechbrain.utils.Accuracy import AccuracyStats
 
 from speechbrain_ee.brains.contract import BrainOption
 from speechbrain_ee.brains.ctc import EarlyExitCTCBrain
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.losses import early_exit_joint_loss
 
 
@@ -142,6 +143,5 @@ def sample_decoder_exits(count, num_exits):
     """
     if count is None or count == num_exits:
         return None
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= num_exits:
-        raise ValueError(f"decoder_exits_per_step must be an integer in 1..{num_exits} (or null), got {count!r}")
+    check_number("decoder_exits_per_step", count, minimum=1, maximum=num_exits, integer=True)
     return sorted(torch.randperm(num_exits)[:count].tolist())

@@ -2,8 +2,6 @@
 
 import json
 import logging
-import math
-import numbers
 import os
 
 import speechbrain as sb
@@ -12,11 +10,11 @@ from speechbrain.utils.metric_stats import ErrorRateStats
 
 from speechbrain_ee.brains.contract import BrainOption, check_dataset_keys, declared_option
 from speechbrain_ee.brains.scheduling import is_epoch_scheduler, step_epoch_scheduler
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.checkpoints import load_averaged_model
 from speechbrain_ee.decoding import greedy_transcripts
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.decoders import build_text_decoder
-from speechbrain_ee.inference.dynamic import exit_extras
 from speechbrain_ee.losses import (
     check_distillation_options,
     early_exit_ctc_loss,
@@ -228,19 +226,14 @@ class EarlyExitCTCBrain(sb.Brain):
 
     def distill_weight(self):
         """``distill_weight``, checked: a finite number >= 0 (0: no distillation)."""
-        weight = self.option("distill_weight")
-        if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < math.inf:
-            raise ValueError(f"distill_weight must be a finite number >= 0, got {weight!r}")
-        return weight
+        return check_number("distill_weight", self.option("distill_weight"), minimum=0)
 
     def distillation_started(self):
         """Whether the current training epoch (SpeechBrain's ``fit`` passes it
         to :meth:`on_stage_start`) is ``distill_start_epoch`` or later; the
         teacher of an untrained model is its blank-dominated top exit, so a
         later start lets the CTC losses leave the blank stage first."""
-        start = self.option("distill_start_epoch")
-        if isinstance(start, bool) or not isinstance(start, int) or start < 1:
-            raise ValueError(f"distill_start_epoch must be an integer >= 1, got {start!r}")
+        start = check_number("distill_start_epoch", self.option("distill_start_epoch"), minimum=1, integer=True)
         epoch = getattr(self, "stage_epoch", None)
         return epoch is None or epoch >= start
 

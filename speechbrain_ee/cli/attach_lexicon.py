@@ -17,6 +17,7 @@ import tempfile
 from speechbrain_ee.cli.arguments import add_model_argument, non_negative_float
 from speechbrain_ee.cli.common import command_main
 from speechbrain_ee.checkpoints import update_checksums
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.decoding import write_lexicon
 from speechbrain_ee.recipe import add_lexicon, has_lexicon
 
@@ -40,8 +41,7 @@ def attach_lexicon(model_dir, csv_files, oov_penalty):
         text = handle.read()
     if has_lexicon(text):
         raise ValueError(f"{hyperparams} already has a lexicon")
-    if float(oov_penalty) < 0:
-        raise ValueError(f"oov_penalty must be >= 0, got {oov_penalty}")
+    check_number("oov_penalty", oov_penalty, minimum=0)
     with tempfile.TemporaryDirectory() as tmp:  # read every CSV before touching the model
         lexicon = write_lexicon(csv_files, os.path.join(tmp, "lexicon.txt"))
         text = add_lexicon(text, lexicon, oov_penalty, model_dir)

@@ -12,6 +12,8 @@ inside its input.
 
 import torch
 
+from speechbrain_ee.checks import check_number
+
 
 class ConcatUtterances(torch.nn.Module):
     """Joins utterance pairs of a training batch (waveforms and labels).
@@ -52,8 +54,7 @@ class ConcatUtterances(torch.nn.Module):
 
     def __init__(self, prob=0.3, pause_seconds=(0.1, 0.6), sample_rate=16000, separator_index=None):
         super().__init__()
-        if not 0.0 <= float(prob) <= 1.0:
-            raise ValueError(f"concat prob must be in [0, 1], got {prob!r}")
+        check_number("concat prob", prob, minimum=0, maximum=1)
         low, high = (float(v) for v in pause_seconds)
         if not 0.0 <= low <= high:
             raise ValueError(f"concat pause_seconds must be 0 <= low <= high, got {pause_seconds!r}")

@@ -8,6 +8,7 @@ from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain_ee.aed_decoding import (
     attention_scores, beam_search_transcripts, exit_beam_searcher, nbest_transcripts,
 )
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.decoding import (
     beam_transcripts, best_rescored, ctc_vocab_list, describe_rescorer, greedy_transcripts,
     hparams_nbest_rescorer, rescored_beam_transcripts,
@@ -277,9 +278,7 @@ class AttentionRescoringDecoder:
         self.beam_size = int(beam_size)
         if self.beam_size < 1:
             raise ValueError(f"attention rescoring needs beam_size >= 1, got {beam_size}")
-        self.ctc_weight = float(ctc_weight)
-        if not 0.0 <= self.ctc_weight <= 1.0:
-            raise ValueError(f"ctc_weight must be in [0, 1], got {ctc_weight}")
+        self.ctc_weight = float(check_number("ctc_weight", ctc_weight, minimum=0, maximum=1))
         self.rescorer = rescorer
         self._searchers = {}
 
@@ -435,8 +434,7 @@ def build_text_decoder(model, hparams, device="cpu", beam_size=None, aed_decodin
     if hasattr(model, "searcher_modules"):
         search = required_hparam(hparams, "test_search", "a partial of S2STransformerBeamSearcher")
         ctc_weight = required_hparam(hparams, "ctc_weight_decode", "the CTC weight of the joint search")
-        if not 0.0 <= float(ctc_weight) <= 1.0:
-            raise ValueError(f"ctc_weight_decode must be in [0, 1], got {ctc_weight}")
+        check_number("ctc_weight_decode", ctc_weight, minimum=0, maximum=1)
         return attention_decoder(model, hparams, search, float(ctc_weight), device, beam_size, aed_decoding)
     if aed_decoding is not None:
         raise ValueError("aed_decoding applies to attention models (EarlyExitAED) only")

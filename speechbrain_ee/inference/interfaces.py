@@ -8,6 +8,7 @@ import torch
 from speechbrain.inference.interfaces import Pretrained
 from speechbrain.utils.data_utils import batch_pad_right
 
+from speechbrain_ee.checks import check_number
 from speechbrain_ee.data.audio import AudioError, load_audio, silent_rows
 from speechbrain_ee.features import model_inputs
 from speechbrain_ee.inference.chunked import route_batch
@@ -239,8 +240,7 @@ class EarlyExitASR(Pretrained):
         (in the order of ``paths``) as soon as its batch is done, so that a
         caller can write results as they come."""
         self.resolve_selector(exit, selector, threshold, **selector_options)  # bad arguments fail first
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_number("batch_size", batch_size, minimum=1, integer=True)
         paths = [str(p) for p in paths]
         bar = None
         if progress:

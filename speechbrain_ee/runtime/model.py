@@ -8,7 +8,6 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
-import numpy
 import onnxruntime
 import sentencepiece
 import soundfile

@@ -10,7 +10,8 @@ import os
 import yaml
 from hyperpyyaml import load_hyperpyyaml
 
-from speechbrain_ee.selection.selectors import GuardedAgreementSelector, check_number
+from speechbrain_ee.checks import check_number
+from speechbrain_ee.selection.selectors import GuardedAgreementSelector
 
 CALIBRATION_FILE = "selector.yaml"
 
@@ -50,13 +51,13 @@ def calibrate(rows, selector, target_wer=None, target_mean_exit=None):
     if not points:
         raise ValueError(f"no sweep point for selector {selector!r}")
     if target_wer is not None:
-        target = check_number(target_wer, "target WER", low=0.0)
+        target = float(check_number("target WER", target_wer, minimum=0.0, allow_infinite=True))
         ok = [r for r in points if r["wer"] <= target]
         if not ok:
             best = min(r["wer"] for r in points)
             raise ValueError(f"no {selector} threshold reaches WER {target}% (best: {best:.2f}%)")
         return min(ok, key=lambda r: (r["mean_exit_layer"], r["wer"]))
-    target = check_number(target_mean_exit, "target mean exit", low=0.0)
+    target = float(check_number("target mean exit", target_mean_exit, minimum=0.0, allow_infinite=True))
     ok = [r for r in points if r["mean_exit_layer"] <= target]
     if not ok:
         lowest = min(r["mean_exit_layer"] for r in points)
@@ -104,7 +105,7 @@ def calibrate_on_mix(tables, candidates, clean="clean", target_wer=None, max_gap
     """
     if clean not in tables:
         raise ValueError(f"the dev mix has no {clean!r} table (sets: {sorted(tables)})")
-    gap = check_number(max_gap, "max_gap", low=-100.0, high=100.0)
+    gap = float(check_number("max_gap", max_gap, minimum=-100.0, maximum=100.0))
     best = None
     for selector in candidates:
         points = mix_operating_points(selector, tables)

@@ -10,6 +10,7 @@ import torch
 from speechbrain.decoders.ctc import CTCPrefixBeamSearcher
 from speechbrain.utils.edit_distance import count_ops, op_table
 
+from speechbrain_ee.checks import check_integer
 from speechbrain_ee.nnet.lengths import length_mask
 
 
@@ -76,10 +77,7 @@ def nbest_searcher(vocab_list, blank_index, topk, beam_size=None, **options):
 
 def check_topk(topk):
     """``topk`` as an int, or a clear error if it is not an integer >= 1."""
-    if isinstance(topk, bool) or not isinstance(topk, (int, float)) or topk != topk \
-            or int(topk) != topk or topk < 1:
-        raise ValueError(f"topk (K, the N-best list size) must be an integer >= 1, got {topk!r}")
-    return int(topk)
+    return check_integer("topk (K, the N-best list size)", topk, minimum=1)
 
 
 def nbest_posterior(scores):

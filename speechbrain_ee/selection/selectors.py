@@ -22,11 +22,10 @@ Selectors are plain classes, so hyperpyyaml can build them
 (``!new:speechbrain_ee.selection.EntropySelector {threshold: 0.01}``).
 """
 
-import math
-
 import numpy
 import torch
 
+from speechbrain_ee.checks import check_integer, check_number
 from speechbrain_ee.selection.measures import (
     check_topk,
     mean_frame_entropy,
@@ -37,22 +36,10 @@ from speechbrain_ee.selection.measures import (
 )
 
 
-def check_number(value, name, low=-math.inf, high=math.inf):
-    """``value`` as a float, or a clear error (NaN, not a number, outside [low, high])."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, numpy.number)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if math.isnan(value) or not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], got {value!r}")
-    return value
-
-
-def check_integer(value, name, low=1):
-    """``value`` as an int (integral floats accepted), or a clear error."""
-    number = check_number(value, name, low=low)
-    if math.isinf(number) or number != int(number):
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(number)
+def check_threshold(name, value, minimum=0.0, maximum=None):
+    """A selector's threshold as a float: a number within the bounds, ``inf``
+    allowed (a threshold that always fires or never does)."""
+    return float(check_number(name, value, minimum, maximum, allow_infinite=True))
 
 
 def check_exit_index(exit_index, exit_layers):
@@ -123,7 +110,7 @@ class FixedExitSelector(ExitSelector):
     parameter = "exit_index"
 
     def __init__(self, exit_index):
-        self.exit_index = check_integer(exit_index, "exit index", low=0)
+        self.exit_index = check_integer("exit index", exit_index, minimum=0)
 
     def start(self, exit_layers):
         return check_exit_index(self.exit_index, exit_layers)
@@ -149,7 +136,7 @@ class LayerBudgetSelector(ExitSelector):
     parameter = "max_layers"
 
     def __init__(self, max_layers):
-        self.max_layers = check_integer(max_layers, "max_layers (layer budget)", low=1)
+        self.max_layers = check_integer("max_layers (layer budget)", max_layers, minimum=1)
         self._exit = None
 
     def start(self, exit_layers):
@@ -180,7 +167,7 @@ class EntropySelector(ExitSelector):
     measure_key = "entropy"
 
     def __init__(self, threshold):
-        self.threshold = check_number(threshold, "entropy threshold", low=0.0)
+        self.threshold = check_threshold("entropy threshold", threshold)
 
     def measure(self, log_probs, lengths, transcripts=None):
         return mean_frame_entropy(log_probs, lengths)
@@ -228,7 +215,7 @@ class ConfidenceSelector(ExitSelector):
 
     def __init__(self, threshold, topk=10, beam_size=None, vocab_list=None, blank_index=None,
                  searcher=None, **search_options):
-        self.threshold = check_number(threshold, "confidence threshold", low=0.0, high=1.0)
+        self.threshold = check_threshold("confidence threshold", threshold, maximum=1.0)
         self.topk = check_topk(searcher.topk if searcher is not None else topk)
         self.beam_size = beam_size
         self.search_options = search_options
@@ -331,7 +318,7 @@ class PatienceSelector(_TranscriptHistorySelector):
     parameter = "patience"
 
     def __init__(self, patience):
-        self.patience = check_integer(patience, "patience", low=1)
+        self.patience = check_integer("patience", patience, minimum=1)
         self._history = {}
 
     def _update(self, previous, text):
@@ -357,7 +344,7 @@ class AgreementSelector(_TranscriptHistorySelector):
     """
 
     def __init__(self, threshold):
-        self.threshold = check_number(threshold, "agreement threshold (CER)", low=0.0)
+        self.threshold = check_threshold("agreement threshold (CER)", threshold)
         self._history = {}
 
     def _update(self, previous, text):
@@ -405,9 +392,9 @@ class GuardedAgreementSelector(_TranscriptHistorySelector):
     measure_key = ("entropy", "transcript")
 
     def __init__(self, threshold, agreement=0.0, first_exit_threshold=0.0):
-        self.threshold = check_number(threshold, "entropy threshold", low=0.0)
-        self.agreement = check_number(agreement, "agreement (CER between successive exits)", low=0.0)
-        self.first_exit_threshold = check_number(first_exit_threshold, "first-exit entropy threshold", low=0.0)
+        self.threshold = check_threshold("entropy threshold", threshold)
+        self.agreement = check_threshold("agreement (CER between successive exits)", agreement)
+        self.first_exit_threshold = check_threshold("first-exit entropy threshold", first_exit_threshold)
         self._history = {}
 
     def measure(self, log_probs, lengths, transcripts=None):
@@ -462,7 +449,7 @@ def oracle_exits(word_errors, exit_layers=None, penalty=0.0):
     """
     errors = numpy.asarray(word_errors, dtype=float)
     cost = numpy.arange(errors.shape[1]) if exit_layers is None else numpy.asarray(exit_layers)
-    penalty = check_number(penalty, "oracle penalty", low=0.0)
+    penalty = check_threshold("oracle penalty", penalty)
     return numpy.argmin(errors + penalty * cost[None, :], axis=1)  # first minimum: lowest exit
 
 
@@ -488,7 +475,7 @@ def make_selector(name, value, **options):
     >>> make_selector("entropy", float("nan"))
     Traceback (most recent call last):
     ...
-    ValueError: entropy threshold must be in [0.0, inf], got nan
+    ValueError: entropy threshold must be a number >= 0.0, got nan
     """
     if name not in SELECTORS:
         raise ValueError(f"unknown selector {name!r}: choose one of {sorted(SELECTORS)}")

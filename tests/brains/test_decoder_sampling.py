@@ -30,5 +30,5 @@ def test_k_distinct_exits_drawn_uniformly():
 
 @pytest.mark.parametrize("bad", [0, 7, 2.5, "3", True])
 def test_bad_count_names_the_key(bad):
-    with pytest.raises(ValueError, match="decoder_exits_per_step must be an integer in 1..6"):
+    with pytest.raises(ValueError, match="decoder_exits_per_step must be an integer >= 1 and <= 6"):
         sample(bad)

@@ -96,7 +96,7 @@ def test_kd_reaches_the_lower_exit_but_not_the_top_exit():
     ({"distill_weight": -1.0}, "distill_weight must be a finite number >= 0, got -1.0"),
     ({"distill_weight": float("nan")}, "distill_weight must be a finite number >= 0"),
     ({"distill_weight": 1.0, "distill_temperature": 0.0}, "distill_temperature must be a finite number > 0"),
-    ({"distill_weight": 1.0, "distill_blank_threshold": 2.0}, "distill_blank_threshold must be null or a number"),
+    ({"distill_weight": 1.0, "distill_blank_threshold": 2.0}, "distill_blank_threshold must be null or a finite number > 0 and <= 1, got 2.0"),
     ({"distill_weight": 1.0, "distill_start_epoch": 0}, "distill_start_epoch must be an integer >= 1, got 0"),
     ({"exit_weights": [1.0]}, "exit_weights: 1 exit weights for 2 exits"),
     ({"exit_weights": "deep"}, "exit_weights: unknown scheme 'deep'"),
