@@ -89,9 +89,6 @@ def check_integer(name, value, minimum=None, maximum=None):
     ...
     ValueError: patience must be an integer >= 1, got 2.5
     """
-    bounds = " and ".join(f"{op} {bound}" for op, bound in ((">=", minimum), ("<=", maximum)) if bound is not None)
-    wanted = f"{name} must be an integer" + (f" {bounds}" if bounds else "")
-    if not is_real(value) or not math.isfinite(value) or value != int(value):
-        raise ValueError(f"{wanted}, got {value!r}")
-    check_number(name, int(value), minimum, maximum, integer=True)
-    return int(value)
+    if is_real(value) and math.isfinite(value) and value == int(value):
+        value = int(value)
+    return check_number(name, value, minimum, maximum, integer=True)
